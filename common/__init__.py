@@ -1,0 +1,1 @@
+"""Small pieces every pipeline and CLI shares: device choice, atomic writes, user errors."""

@@ -1,0 +1,32 @@
+"""Result files under docs/results/: one markdown file per benchmark, one section per device."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from common.files import atomic_write_text
+
+
+def update_section(path: str | os.PathLike, preamble: str, heading: str, body: str) -> Path:
+    """Write `## heading` + `body` into the markdown file at `path`, keeping other sections.
+
+    A section whose heading starts with the same first word (the device kind, e.g. "cpu" or
+    "cuda") is replaced, so a GPU run adds its table beside the CPU one instead of erasing it.
+    The file starts with `preamble`, refreshed on every write.
+    """
+    path = Path(path)
+    sections: list[str] = []
+    if path.exists():
+        parts = re.split(r"^## ", path.read_text(), flags=re.MULTILINE)
+        sections = ["## " + p.rstrip() + "\n" for p in parts[1:]]
+    key = heading.split()[0].rstrip(":")
+    new = f"## {heading}\n\n{body.rstrip()}\n"
+    kept = [s for s in sections if s[3:].split()[0].rstrip(":") != key]
+    text = preamble.rstrip() + "\n\n" + "\n".join(sorted(kept + [new], key=_device_order))
+    return atomic_write_text(path, text)
+
+
+def _device_order(section: str) -> int:
+    return 0 if section.startswith("## cpu") else 1

@@ -1,0 +1,70 @@
+"""Time CoordConv2d against nn.Conv2d and a naive concat CoordConv, forward+backward.
+
+Writes a section for this device into docs/results/layers.md (other devices' sections are kept)
+and the raw numbers into docs/results/layers_<device>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from common.errors import UsageError, run_cli
+
+PREAMBLE = """# CoordConv layer speed
+
+Forward+backward time per batch, median over interleaved rounds measured side by side in one
+process (`scripts/bench_layers.py`). `CoordConv2d` adds the coordinate term as one batch-size-1
+bias map; `naive concat` is the popular ports' way (coordinates concatenated to every example).
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per layer")
+    parser.add_argument("--iters", type=int, default=10, help="forward+backward passes per round")
+    parser.add_argument("--seed", type=int, default=0, help="seed for inputs and weights")
+    parser.add_argument("--out", default="docs/results/layers.md", help="markdown file to update")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args()
+    if args.rounds < 1 or args.iters < 1:
+        raise UsageError(f"--rounds and --iters must be >= 1, got {args.rounds} and {args.iters}")
+
+    import torch
+    from tqdm import tqdm
+
+    from common.devices import describe_device, resolve_device
+    from common.files import atomic_write_json
+    from common.results import update_section
+    from coordconv.benchmark import CASES, markdown_table, time_case
+
+    device = resolve_device(args.device)
+    cases = tqdm(CASES, desc="layers", disable=args.no_progress)
+    rows = [time_case(c, device, args.rounds, args.iters, args.seed) for c in cases]
+    atari = rows[0]
+    table = markdown_table(rows)
+    summary = (
+        f"Atari first layer: CoordConv2d / Conv2d = {atari['coordconv_over_conv']:.3f} "
+        f"(naive concat / Conv2d = {atari['naive_over_conv']:.3f})"
+    )
+    machine = describe_device(device)
+    command = "python scripts/bench_layers.py " + " ".join(sys.argv[1:])
+    body = (
+        f"Machine: {machine}; torch {torch.__version__}.\n"
+        f"Command: `{command.strip()}`\n\n{table}\n\n{summary}\n"
+    )
+    out = Path(args.out)
+    update_section(out, PREAMBLE, f"{device.type}: {machine}", body)
+    atomic_write_json(
+        out.with_name(f"{out.stem}_{device.type}.json"),
+        {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
+    )
+    print(table)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,58 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from common.results import update_section
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench_layers.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_bench_layers_writes_table_json_and_ratio(tmp_path):
+    out = tmp_path / "layers.md"
+    proc = run(
+        "--rounds", "1", "--iters", "1", "--device", "cpu", "--no-progress", "--out", str(out)
+    )
+    assert proc.returncode == 0, proc.stderr
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("Atari first layer: CoordConv2d / Conv2d = ")
+    text = out.read_text()
+    assert text.startswith("# CoordConv layer speed")
+    assert "## cpu: " in text and "| Atari first layer 4x84x84->32 k8 s4 | 256 |" in text
+    data = json.loads((tmp_path / "layers_cpu.json").read_text())
+    assert [r["name"] for r in data["rows"]][0].startswith("Atari first layer")
+    assert len(data["rows"]) == 4
+    assert all(
+        r["conv_ms"] > 0 and r["coordconv_ms"] > 0 and r["naive_ms"] > 0 for r in data["rows"]
+    )
+
+
+def test_bench_layers_bad_input_exits_2_with_one_line(tmp_path):
+    proc = run("--rounds", "0", "--out", str(tmp_path / "x.md"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: --rounds and --iters must be >= 1, got 0 and 10"
+    ]
+    proc = run("--device", "tpu", "--out", str(tmp_path / "x.md"))
+    assert proc.returncode == 2 and "'tpu'" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_update_section_keeps_other_devices(tmp_path):
+    path = tmp_path / "r.md"
+    update_section(path, "# Title", "cpu: A", "old cpu table")
+    update_section(path, "# Title", "cuda: H100", "gpu table")
+    update_section(path, "# Title\n\nnew intro", "cpu: B", "new cpu table")
+    text = path.read_text()
+    assert text.startswith("# Title\n\nnew intro\n\n## cpu: B\n\nnew cpu table\n")
+    assert "gpu table" in text and "old cpu table" not in text and "## cpu: A" not in text
+    assert text.index("## cpu: B") < text.index("## cuda: H100")

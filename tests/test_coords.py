@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from coordconv import AddCoords, coordinate_channels
+from tests.reference import numpy_coords
+
+
+def test_rank2_channel_order_and_values_non_square():
+    x = torch.zeros(2, 3, 3, 5)
+    out = AddCoords(rank=2)(x)
+    assert out.shape == (2, 5, 3, 5)
+    i, j = out[0, 3], out[0, 4]
+    # i is the row index: constant along W, -1..1 down H.
+    assert torch.equal(i[:, 0], torch.tensor([-1.0, 0.0, 1.0]))
+    assert torch.equal(i, i[:, :1].expand(3, 5))
+    # j is the column index: constant along H, -1..1 across W.
+    assert torch.equal(j[0], torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    assert torch.equal(j, j[:1].expand(3, 5))
+    assert torch.equal(out[:, :3], x)
+
+
+def test_with_r_is_centred_radius():
+    out = AddCoords(rank=2, with_r=True)(torch.zeros(1, 1, 5, 3))
+    r = out[0, 3]
+    assert r[2, 1] == 0.0  # the centre
+    assert torch.allclose(r[0, 0], torch.tensor(2.0).sqrt())
+    assert torch.allclose(r[0, 1], torch.tensor(1.0))  # top edge, middle column
+    assert r.max() <= 2**0.5 + 1e-6
+
+
+@pytest.mark.parametrize("shape", [(7,), (1,), (4, 9), (1, 6), (3, 4, 5), (2, 1, 6)])
+@pytest.mark.parametrize("with_r", [False, True])
+def test_matches_formula_all_ranks(shape, with_r):
+    got = coordinate_channels(shape, with_r, dtype=torch.float64)
+    want = torch.as_tensor(numpy_coords(shape, with_r))
+    assert got.shape == (len(shape) + with_r, *shape)
+    assert torch.allclose(got, want, atol=1e-12)
+
+
+def test_length_one_axis_is_zero():
+    out = AddCoords(rank=2)(torch.zeros(1, 1, 1, 4))
+    assert torch.equal(out[0, 1], torch.zeros(1, 4))
+
+
+def test_range_is_minus_one_to_one():
+    c = coordinate_channels((84, 84))
+    assert c.min() == -1.0 and c.max() == 1.0
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_dtype_follows_input(dtype):
+    x = torch.zeros(2, 1, 4, 4, dtype=dtype)
+    assert AddCoords()(x).dtype == dtype
+
+
+def test_wrong_rank_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"2 spatial dims.*\(2, 3, 4\)"):
+        AddCoords(rank=2)(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="rank must be 1, 2 or 3"):
+        AddCoords(rank=4)
+
+
+def test_no_parameters_or_buffers():
+    m = AddCoords(rank=3, with_r=True)
+    assert list(m.parameters()) == [] and list(m.buffers()) == []
+    assert m.coord_channels == 4

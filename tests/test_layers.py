@@ -1,0 +1,189 @@
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from coordconv import CoordConv1d, CoordConv2d, CoordConv3d, CoordConvTranspose2d
+from tests.reference import reference_conv, reference_conv_transpose
+
+LAYERS = {1: CoordConv1d, 2: CoordConv2d, 3: CoordConv3d}
+PLAIN = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+SHAPES = {1: (13,), 2: (11, 17), 3: (5, 7, 9)}
+
+CASES = [
+    dict(kernel_size=3),
+    dict(kernel_size=3, stride=2, padding=1),
+    dict(kernel_size=2, dilation=2, padding=2),
+    dict(kernel_size=3, padding=1, padding_mode="reflect"),
+    dict(kernel_size=3, padding=2, padding_mode="circular"),
+    dict(kernel_size=3, padding=1, padding_mode="replicate", bias=False),
+    dict(kernel_size=3, padding="same"),
+    dict(kernel_size=1),
+]
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("with_r", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_equals_concat_reference(rank, with_r, case):
+    torch.manual_seed(0)
+    layer = LAYERS[rank](3, 5, with_r=with_r, **case)
+    x = torch.randn(4, 3, *SHAPES[rank])
+    got = layer(x)
+    want = reference_conv(layer, x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_gradients_equal_concat_reference(rank):
+    torch.manual_seed(1)
+    layer = LAYERS[rank](2, 4, 3, stride=2, padding=1, with_r=True)
+    x = torch.randn(3, 2, *SHAPES[rank], requires_grad=True)
+    layer(x).square().sum().backward()
+    got = (x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone())
+    x.grad = None
+    layer.zero_grad()
+    reference_conv(layer, x).square().sum().backward()
+    for g, w in zip(got, (x.grad, layer.weight.grad, layer.bias.grad), strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+@pytest.mark.parametrize("with_r", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_owns_exactly_one_weight_and_bias(rank, with_r, bias):
+    layer = LAYERS[rank](6, 8, 3, with_r=with_r, bias=bias)
+    d = rank + int(with_r)
+    params = dict(layer.named_parameters())
+    assert set(params) == ({"weight", "bias"} if bias else {"weight"})
+    assert params["weight"].shape == (8, 6 + d, *([3] * rank))
+    if bias:
+        assert params["bias"].shape == (8,)
+    assert list(layer.buffers()) == []
+    assert layer.in_channels == 6 and layer.coord_channels == d
+    assert isinstance(layer, PLAIN[rank])
+
+
+def test_parameter_count_is_plain_conv_plus_coordinate_weights():
+    plain = nn.Conv2d(4, 32, 8, stride=4)
+    coord = CoordConv2d(4, 32, 8, stride=4)
+    n = sum(p.numel() for p in coord.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert n == 2 * 32 * 8 * 8
+
+
+@pytest.mark.parametrize("with_r", [False, True])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(kernel_size=3),
+        dict(kernel_size=4, stride=2, padding=1),
+        dict(kernel_size=3, stride=2, padding=1, output_padding=1),
+        dict(kernel_size=3, dilation=2, bias=False),
+    ],
+)
+def test_transpose_equals_concat_reference(with_r, case):
+    torch.manual_seed(2)
+    layer = CoordConvTranspose2d(3, 5, with_r=with_r, **case)
+    x = torch.randn(2, 3, 6, 9)
+    got = layer(x)
+    want = reference_conv_transpose(layer, x, layer.output_padding)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    params = dict(layer.named_parameters())
+    assert params["weight"].shape == (3 + 2 + with_r, 5, *layer.kernel_size)
+    assert set(params) == ({"weight", "bias"} if layer.bias is not None else {"weight"})
+
+
+def test_transpose_output_size():
+    torch.manual_seed(3)
+    layer = CoordConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    x = torch.randn(1, 2, 5, 7)
+    got = layer(x, output_size=[10, 14])
+    assert got.shape == (1, 3, 10, 14)
+    torch.testing.assert_close(got, reference_conv_transpose(layer, x, (1, 1)))
+
+
+def test_wrong_channel_count_names_both_numbers():
+    with pytest.raises(ValueError, match="expects 3 input channels, got 4"):
+        CoordConv2d(3, 8, 3)(torch.zeros(1, 4, 8, 8))
+    with pytest.raises(ValueError, match="expects 3 input channels, got 1"):
+        CoordConvTranspose2d(3, 8, 3)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="spatial dims"):
+        CoordConv2d(3, 8, 3)(torch.zeros(3, 8, 8))
+
+
+def test_groups_rejected():
+    with pytest.raises(ValueError, match="groups=1 only, got groups=2"):
+        CoordConv2d(4, 8, 3, groups=2)
+    with pytest.raises(ValueError, match="groups=1 only"):
+        CoordConvTranspose2d(4, 8, 3, groups=2)
+
+
+def test_float64_and_device_follow_parameters():
+    layer = CoordConv2d(2, 3, 3, dtype=torch.float64, device="cpu")
+    x = torch.randn(2, 2, 7, 5, dtype=torch.float64)
+    out = layer(x)
+    assert out.dtype == torch.float64 and out.device == x.device
+    torch.testing.assert_close(out, reference_conv(layer, x), rtol=1e-12, atol=1e-12)
+
+
+def test_coordinates_are_made_on_the_input_device_not_copied():
+    """No tensor is made on the CPU and no copy happens when the input lives elsewhere."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            devices = {
+                t.device.type
+                for t in torch.utils._pytree.tree_leaves(out)
+                if isinstance(t, torch.Tensor)
+            }
+            self.ops.append((str(func), devices))
+            return out
+
+    layer = CoordConv2d(2, 3, 3, device="meta", with_r=True)
+    x = torch.randn(1, 2, 5, 5, device="meta")
+    with Recorder() as rec:
+        out = layer(x)
+    assert out.device.type == "meta"
+    assert rec.ops and all(devices <= {"meta"} for _, devices in rec.ops), rec.ops
+    assert not any("_to_copy" in op or "copy_" in op for op, _ in rec.ops), rec.ops
+
+
+def test_autocast_bfloat16_on_cpu():
+    torch.manual_seed(4)
+    layer = CoordConv2d(4, 8, 3, padding=1, with_r=True)
+    x = torch.randn(2, 4, 12, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference_conv(layer, x), rtol=5e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_matches_reference(backend):
+    torch.manual_seed(5)
+    layer = CoordConv2d(3, 4, 3, stride=2, padding=1)
+    x = torch.randn(2, 3, 9, 13)
+    compiled = torch.compile(layer, backend=backend, fullgraph=True)
+    torch.testing.assert_close(compiled(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+
+
+def test_state_dict_round_trip():
+    torch.manual_seed(6)
+    layer = CoordConv2d(3, 4, 5, with_r=True)
+    buf = io.BytesIO()
+    torch.save(layer.state_dict(), buf)
+    buf.seek(0)
+    fresh = CoordConv2d(3, 4, 5, with_r=True)
+    state = torch.load(buf, weights_only=True)
+    assert set(state) == {"weight", "bias"}
+    fresh.load_state_dict(state)
+    x = torch.randn(1, 3, 9, 9)
+    assert torch.equal(fresh(x), layer(x))
