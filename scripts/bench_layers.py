@@ -17,6 +17,10 @@ PREAMBLE = """# CoordConv layer speed
 Forward+backward time per batch, median over interleaved rounds measured side by side in one
 process (`scripts/bench_layers.py`). `CoordConv2d` adds the coordinate term as one batch-size-1
 bias map; `naive concat` is the popular ports' way (coordinates concatenated to every example).
+
+Where the input has no more channels than the coordinates (the toy 1x1 2->32 layer), the naive
+concat is cheap and the split's two fixed extra passes (adding the bias map, and summing its
+gradient over the batch) show; on the Atari and 3x3 layers the split wins clearly.
 """
 
 
