@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 
-class UsageError(Exception):
-    """A user's mistake (bad value, missing file). The message is the one line the user sees."""
+class UsageError(ValueError):
+    """A user's mistake (bad value, missing file). The message is the one line the user sees.
+
+    A ValueError, so library callers can catch it as one; CLIs turn it into exit status 2.
+    """
 
 
 def run_cli(main: Callable[[], int | None]) -> None:
@@ -18,3 +23,10 @@ def run_cli(main: Callable[[], int | None]) -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.exit(code or 0)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the suite's error form: one line on stderr, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}\n")

@@ -6,11 +6,10 @@ and the raw numbers into docs/results/layers_<device>.json.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from common.errors import UsageError, run_cli
+from common.errors import ArgumentParser, UsageError, run_cli
 
 PREAMBLE = """# CoordConv layer speed
 
@@ -25,7 +24,7 @@ gradient over the batch) show; on the Atari and 3x3 layers the split wins clearl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per layer")
     parser.add_argument("--iters", type=int, default=10, help="forward+backward passes per round")

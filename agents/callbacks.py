@@ -1,0 +1,134 @@
+"""SB3 callbacks of a training run: episode logging, evaluation, checkpoints, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.checkpoints import checkpoint_path, save_model_atomic
+from common.files import atomic_write_json
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or infinite loss or weight."""
+
+
+class _EveryNSteps(BaseCallback):
+    """Runs `_fire` each time the total step count crosses a multiple of `every`."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self._next = 0
+
+    def _on_training_start(self) -> None:
+        # On resume num_timesteps starts high: fire at the next multiple, not at once.
+        self._next = (self.num_timesteps // self.every + 1) * self.every
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps >= self._next:
+            self._next = (self.num_timesteps // self.every + 1) * self.every
+            self._fire()
+        return True
+
+    def _fire(self) -> None:
+        raise NotImplementedError
+
+
+class EpisodeLogger(BaseCallback):
+    """Logs each finished full game's score and length to TensorBoard at its step.
+
+    SB3's `rollout/ep_rew_mean` is a 100-episode running mean, dumped every log interval;
+    CleanRL's `charts/episodic_return` has one point per game, which is what curves across
+    seeds need. Scores come from SB3's Monitor: full games, unclipped.
+    """
+
+    def _on_training_start(self) -> None:
+        self._writer = next(
+            f.writer for f in self.logger.output_formats if isinstance(f, TensorBoardOutputFormat)
+        )
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            episode = info.get("episode")
+            if episode is not None:
+                self._writer.add_scalar("charts/episodic_return", episode["r"], self.num_timesteps)
+                self._writer.add_scalar("charts/episodic_length", episode["l"], self.num_timesteps)
+        return True
+
+
+class Checkpointer(_EveryNSteps):
+    """Saves checkpoints/model_<steps>_steps.zip every `every` agent steps, atomically."""
+
+    def __init__(self, run_dir: Path, every: int) -> None:
+        super().__init__(every)
+        self.run_dir = run_dir
+
+    def _fire(self) -> None:
+        save_model_atomic(self.model, checkpoint_path(self.run_dir, self.num_timesteps))
+
+
+class Evaluator(_EveryNSteps):
+    """Plays `episodes` full games with SB3's evaluate_policy every `every` agent steps.
+
+    Logs eval/mean_reward and eval/mean_ep_length, appends to evaluations.json and keeps
+    best_model.zip, all written atomically (SB3's EvalCallback writes its files in place).
+    """
+
+    def __init__(self, run_dir: Path, eval_env: VecEnv, every: int, episodes: int) -> None:
+        super().__init__(every)
+        self.run_dir = run_dir
+        self.eval_env = eval_env
+        self.episodes = episodes
+        path = run_dir / "evaluations.json"
+        self.history = json.loads(path.read_text()) if path.exists() else []
+        self.best = max((e["mean_reward"] for e in self.history), default=-math.inf)
+
+    def _fire(self) -> None:
+        rewards, lengths = evaluate_policy(
+            self.model,
+            self.eval_env,
+            self.episodes,
+            deterministic=True,
+            return_episode_rewards=True,
+        )
+        mean = float(np.mean(rewards))
+        self.logger.record("eval/mean_reward", mean)
+        self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        self.logger.dump(self.num_timesteps)  # as EvalCallback: eval points land at their step
+        self.history.append(
+            {
+                "timesteps": self.num_timesteps,
+                "mean_reward": mean,
+                "std_reward": float(np.std(rewards)),
+                "episode_rewards": [float(r) for r in rewards],
+                "episode_lengths": [int(n) for n in lengths],
+            }
+        )
+        atomic_write_json(self.run_dir / "evaluations.json", self.history)
+        if mean > self.best:
+            self.best = mean
+            save_model_atomic(self.model, self.run_dir / "best_model.zip")
+
+
+class NonFiniteGuard(BaseCallback):
+    """Stops training when a loss or a weight is NaN or infinite, before anything is saved."""
+
+    def _on_rollout_start(self) -> None:
+        for key, value in self.logger.name_to_value.items():
+            if key.startswith("train/") and not math.isfinite(value):
+                raise NonFiniteError(f"{key} is {value} at step {self.num_timesteps}")
+        for name, param in self.model.policy.named_parameters():
+            if not torch.isfinite(param).all():
+                raise NonFiniteError(f"weight {name} is not finite at step {self.num_timesteps}")
+
+    def _on_step(self) -> bool:
+        return True

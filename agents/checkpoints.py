@@ -1,0 +1,65 @@
+"""Saving and finding SB3 models: atomic writes, checkpoint names, which model to load."""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from pathlib import Path
+
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from common.errors import UsageError
+from common.files import atomic_path
+
+CHECKPOINT_DIR = "checkpoints"
+_CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip")
+
+
+def save_model_atomic(model: BaseAlgorithm, path: str | Path) -> Path:
+    """model.save() to a temporary file beside `path`, then rename over it.
+
+    SB3's own save (and its Checkpoint/Eval callbacks) write in place, so a crash mid-save
+    would leave a broken zip where the last good model was.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        model.save(f)
+        f.flush()
+        os.fsync(f.fileno())
+    return Path(path)
+
+
+def checkpoint_path(run_dir: Path, steps: int) -> Path:
+    """checkpoints/model_<steps>_steps.zip, SB3 CheckpointCallback's naming."""
+    return run_dir / CHECKPOINT_DIR / f"model_{steps}_steps.zip"
+
+
+def list_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """Saved checkpoints by step count."""
+    found = {}
+    for path in (run_dir / CHECKPOINT_DIR).glob("model_*_steps.zip"):
+        match = _CHECKPOINT.fullmatch(path.name)
+        if match:
+            found[int(match.group(1))] = path
+    return dict(sorted(found.items()))
+
+
+def model_path(run_dir: Path, which: str) -> Path:
+    """`best`, `final` or a checkpoint's step count -> the model file; missing raises UsageError."""
+    if which == "best":
+        path = run_dir / "best_model.zip"
+    elif which == "final":
+        path = run_dir / "model.zip"
+    elif which.isdigit():
+        checkpoints = list_checkpoints(run_dir)
+        if int(which) not in checkpoints:
+            have = ", ".join(map(str, checkpoints)) or "none"
+            raise UsageError(f"no checkpoint at step {which} in {run_dir} (have: {have})")
+        path = checkpoints[int(which)]
+    else:
+        raise UsageError(f"--checkpoint must be best, final or a step count, got {which!r}")
+    if not path.is_file():
+        raise UsageError(f"model file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise UsageError(f"corrupt model file (not a zip): {path}")
+    return path

@@ -1,0 +1,130 @@
+"""Evaluate a saved agent: full games, unclipped scores, optional video of the first game."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from agents.checkpoints import model_path
+from agents.config import ALGOS
+from agents.run_dir import read_run_config
+from common.devices import resolve_device
+from common.errors import UsageError
+from common.files import atomic_path, atomic_write_json
+from envs.atari import make_atari_vec_env
+
+VIDEO_FPS = 60  # the Atari's own frame rate: every emulator frame is kept
+
+
+class FirstGameRecorder(gym.Wrapper):
+    """Keeps the full-resolution RGB screen of every emulator frame of the first game."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.frames: list[np.ndarray] = []
+        self.done = False
+
+    def _grab(self) -> None:
+        if not self.done:
+            self.frames.append(self.env.unwrapped.ale.getScreenRGB())
+
+    def reset(self, **kwargs):
+        out = self.env.reset(**kwargs)
+        if self.frames:
+            self.done = True  # a reset after frames were kept starts the second game
+        self._grab()
+        return out
+
+    def step(self, action):
+        out = self.env.step(action)
+        self._grab()
+        return out
+
+
+def write_video(frames: list[np.ndarray], path: Path) -> Path:
+    """MP4 (or GIF, by extension) of `frames`, written under a temporary name and renamed."""
+    import imageio.v2 as imageio
+
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif"):
+        raise UsageError(f"--video must end in .mp4 or .gif, got {path}")
+    with atomic_path(path) as tmp:
+        if suffix == ".gif":
+            imageio.mimsave(tmp, frames, duration=1000 / VIDEO_FPS, loop=0)
+        else:
+            # 210x160 frames: macro_block_size=1 keeps the original size (no resize to 16s).
+            imageio.mimsave(tmp, frames, fps=VIDEO_FPS, macro_block_size=1)
+    return path
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int = 10,
+    deterministic: bool = False,
+    checkpoint: str = "best",
+    video: str | Path | None = None,
+    seed: int = 0,
+    device: str = "auto",
+) -> dict[str, Any]:
+    """Play `episodes` full games with a run's saved agent; write RUN_DIR/eval.json."""
+    if episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {episodes}")
+    if video is not None and Path(video).suffix.lower() not in (".mp4", ".gif"):
+        raise UsageError(f"--video must end in .mp4 or .gif, got {video}")
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    path = model_path(run_dir, checkpoint)
+    recorder: list[FirstGameRecorder] = []
+
+    def record(env: gym.Env) -> gym.Env:
+        recorder.append(FirstGameRecorder(env))
+        return recorder[-1]
+
+    env = make_atari_vec_env(
+        config["env"],
+        1,
+        seed,
+        training=False,
+        sticky_actions=config.get("sticky_actions", False),
+        frame_stack=int(config["hyperparams"].get("frame_stack", 4)),
+        inner_wrapper=record if video is not None else None,
+    )
+    try:
+        model = ALGOS[config["algo"]].load(path, device=str(resolve_device(device)))
+    except Exception as err:  # a zip that SB3 cannot read is a user's bad file
+        env.close()
+        raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+    start = time.time()
+    try:
+        rewards, lengths = evaluate_policy(
+            model, env, episodes, deterministic=deterministic, return_episode_rewards=True
+        )
+    finally:
+        env.close()
+    rewards = np.asarray(rewards, dtype=float)
+    result = {
+        "run_dir": str(run_dir),
+        "model": str(path),
+        "env": config["env"],
+        "algo": config["algo"],
+        "extractor": config["extractor"],
+        "episodes": episodes,
+        "deterministic": deterministic,
+        "seed": seed,
+        "mean_reward": float(rewards.mean()),
+        "std_reward": float(rewards.std()),
+        "min_reward": float(rewards.min()),
+        "max_reward": float(rewards.max()),
+        "episode_rewards": rewards.tolist(),
+        "episode_lengths": [int(n) for n in lengths],
+        "seconds": time.time() - start,
+    }
+    if video is not None:
+        result["video"] = str(write_video(recorder[0].frames, Path(video)))
+    atomic_write_json(run_dir / "eval.json", result)
+    return result

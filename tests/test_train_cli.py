@@ -1,0 +1,256 @@
+"""Tiny end-to-end runs of train_atari.py, evaluate.py and compare_runs.py through the CLIs."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.cli import ROOT, error_lines, run_script, subprocess_script
+
+TINY = ["--n-envs", "2", "--no-progress", "--eval-freq", "0", "--seed", "0"]
+
+
+def train(capsys, logdir, *args):
+    return run_script(capsys, "train_atari.py", "--logdir", logdir, *TINY, *args)
+
+
+def steps_logged(run_dir, tag):
+    steps = []
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0}).Reload()
+        if tag in acc.Tags()["scalars"]:
+            steps.append([e.step for e in acc.Scalars(tag)])
+    return steps
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    """A conv and a CoordConv A2C run on Ms. Pac-Man, 1200 steps each (a game or two per env).
+
+    Ms. Pac-Man, not Breakout: an untrained greedy agent never presses FIRE after a lost life,
+    so a Breakout evaluation game runs to the 108,000-frame cap."""
+    logdir = tmp_path_factory.mktemp("runs")
+    # Subprocesses: a module-scoped fixture cannot use the function-scoped capsys.
+    for extractor in ("conv", "coordconv"):
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train_atari.py"), "--logdir", str(logdir)]
+            + TINY
+            + ["--env", "MsPacman", "--extractor", extractor, "--timesteps", "1200"]
+            + ["--eval-freq", "600", "--eval-episodes", "1", "--checkpoint-freq", "600"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        assert proc.returncode == 0, proc.stderr
+    return logdir
+
+
+def test_run_folder_is_self_describing(two_runs):
+    run = two_runs / "MsPacman" / "a2c_coordconv_s0"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["env"] == "MsPacman" and config["extractor"] == "coordconv"
+    assert config["hyperparams"]["n_envs"] == 2 and config["hyperparams"]["n_timesteps"] == 1200
+    assert config["hyperparams"]["optimizer"] == "RMSpropTFLike"  # RL Zoo's A2C setup
+    assert "--extractor coordconv" in (run / "command.txt").read_text()
+    versions = json.loads((run / "versions.json").read_text())
+    assert {"python", "torch", "stable-baselines3", "gymnasium", "ale-py", "numpy"} <= set(versions)
+    for name in ("model.zip", "best_model.zip", "evaluations.json", "train_result.json"):
+        assert (run / name).is_file(), name
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        "model_1200_steps.zip",
+        "model_600_steps.zip",
+    ]
+    assert sorted(p.name for p in (run / "monitor").iterdir()) == ["0.monitor.csv", "1.monitor.csv"]
+    evaluations = json.loads((run / "evaluations.json").read_text())
+    assert [e["timesteps"] for e in evaluations] == [600, 1200]
+    tags = set()
+    for path in run.glob("events.out.tfevents.*"):
+        tags |= set(EventAccumulator(str(path)).Reload().Tags()["scalars"])
+    assert {"charts/episodic_return", "charts/episodic_length", "eval/mean_reward"} <= tags
+    assert {"train/entropy_loss", "train/explained_variance", "train/learning_rate"} <= tags
+    assert {"time/fps", "rollout/ep_rew_mean"} <= tags
+    assert not list(run.rglob("*.tmp")) and not list(run.rglob(".*.zip"))
+
+
+def test_saved_agent_loads_with_plain_sb3_in_a_fresh_process(two_runs):
+    model = two_runs / "MsPacman" / "a2c_coordconv_s0" / "model.zip"
+    code = (
+        "import sys; from stable_baselines3 import A2C; m = A2C.load(sys.argv[1], device='cpu'); "
+        "print(type(m.policy.features_extractor.cnn[0]).__name__)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "CoordConv2d"
+
+
+def test_evaluate_writes_eval_json_and_video(two_runs, capsys, tmp_path):
+    run = two_runs / "MsPacman" / "a2c_conv_s0"
+    video = tmp_path / "game.gif"
+    r = run_script(capsys, "evaluate.py", run, "--episodes", "2", "--video", video, "--seed", "1")
+    assert r.code == 0, r.err
+    assert "2 episodes, return" in r.out
+    result = json.loads((run / "eval.json").read_text())
+    assert len(result["episode_rewards"]) == 2 and result["model"].endswith("best_model.zip")
+    assert result["min_reward"] <= result["mean_reward"] <= result["max_reward"]
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(video)
+    assert frames[0].shape[:2] == (210, 160)  # the Atari's own resolution
+    assert len(frames) == result["episode_lengths"][0] + 1  # every frame of the first game
+
+
+def test_compare_runs_groups_conv_and_coordconv(two_runs, capsys, tmp_path):
+    r = run_script(capsys, "compare_runs.py", two_runs / "MsPacman", "--out", tmp_path)
+    assert r.code == 0, r.err
+    assert "a2c conv" in r.out and "a2c coordconv" in r.out
+    data = json.loads((tmp_path / "comparison.json").read_text())
+    assert sorted(g["label"] for g in data["groups"]) == ["a2c conv", "a2c coordconv"]
+    assert (tmp_path / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_run_name_gets_a_suffix(capsys, tmp_path):
+    for _ in range(2):
+        r = train(capsys, tmp_path, "--env", "MsPacman", "--timesteps", "20", "--run-name", "x")
+        assert r.code == 0, r.err
+    assert sorted(p.name for p in (tmp_path / "MsPacman").iterdir()) == ["x", "x_2"]
+
+
+def test_resume_continues_the_step_axis(capsys, tmp_path):
+    args = ["--env", "MsPacman", "--timesteps", "100", "--checkpoint-freq", "50"]
+    assert (
+        train(
+            capsys,
+            tmp_path,
+            *args,
+            "--algo",
+            "ppo",
+            "--set",
+            "n_steps=25",
+            "--set",
+            "batch_size=25",
+        ).code
+        == 0
+    )
+    run = tmp_path / "MsPacman" / "ppo_coordconv_s0"
+    r = run_script(capsys, "train_atari.py", "--resume", run, "--timesteps", "200", "--no-progress")
+    assert r.code == 0, r.err
+    assert "finished: 200 steps" in r.out
+    assert (run / "checkpoints" / "model_200_steps.zip").is_file()
+    first, second = steps_logged(run, "train/learning_rate")
+    assert max(first) <= 100 < min(second) and max(second) == 200
+    assert len((run / "command.txt").read_text().splitlines()) == 2
+
+
+def test_ctrl_c_saves_the_model(tmp_path):
+    proc = subprocess_script(
+        "train_atari.py",
+        "--logdir",
+        tmp_path,
+        *TINY,
+        "--env",
+        "MsPacman",
+        "--timesteps",
+        "1000000",
+        "--checkpoint-freq",
+        "0",
+    )
+    run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
+    deadline = time.time() + 120
+    while not list(run.glob("events.out.tfevents.*")) and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in out and (run / "model.zip").is_file()
+    from stable_baselines3 import A2C
+
+    assert A2C.load(run / "model.zip", device="cpu").num_timesteps > 0
+
+
+def test_nan_loss_stops_with_checkpoint_intact(capsys, tmp_path):
+    r = train(
+        capsys,
+        tmp_path,
+        "--env",
+        "MsPacman",
+        "--timesteps",
+        "200",
+        "--checkpoint-freq",
+        "10",
+        "--set",
+        "ent_coef=nan",
+    )
+    assert r.code == 1
+    assert "training diverged: train/" in r.err or "training diverged: weight" in r.err
+    assert "last checkpoint 10 steps kept intact" in r.err
+    run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
+    assert not (run / "model.zip").exists()
+    import torch
+    from stable_baselines3 import A2C
+
+    model = A2C.load(run / "checkpoints" / "model_10_steps.zip", device="cpu")
+    assert all(torch.isfinite(p).all() for p in model.policy.parameters())
+
+
+BAD_TRAIN = [
+    (["--env", "MsPacmn"], "unknown Atari game 'MsPacmn'; nearest valid names: MsPacman"),
+    (["--env", "MsPacman", "--extractor", "coord"], "invalid choice: 'coord'"),
+    (["--env", "MsPacman", "--set", "learning_rat=1"], "unknown hyperparameter 'learning_rat'"),
+    (["--env", "MsPacman", "--set", "gamma"], "--set expects key=value, got 'gamma'"),
+    (["--env", "MsPacman", "--config", "nope.yaml"], "config file not found: nope.yaml"),
+    (["--env", "MsPacman", "--extractor", "conv", "--with-r"], "not 'conv'"),
+    (["--env", "MsPacman", "--n-envs", "0"], "n_envs must be a number >= 1, got 0"),
+    (["--env", "MsPacman", "--timesteps", "-5"], "n_timesteps must be a number >= 1, got -5"),
+    (["--env", "MsPacman", "--device", "cuda"], "--device cuda"),
+    (["--env", "MsPacman", "--set", "learning_rate=linear(1e-3)"], "cannot read schedule"),
+    (["--resume", "no/such/run"], "run folder not found: no/such/run"),
+    ([], "--env is required"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_TRAIN, ids=lambda a: str(a)[:40])
+def test_bad_train_input_exits_2_with_one_line(capsys, tmp_path, args, message):
+    r = run_script(capsys, "train_atari.py", "--logdir", tmp_path, "--no-progress", *args)
+    assert r.code == 2
+    lines = error_lines(r.err)
+    assert len(lines) == 1 and message in lines[0], r.err
+    assert not (tmp_path / "MsPacman").exists()  # nothing created for a refused run
+
+
+def test_bad_config_files(capsys, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("n_envs: [1,\n")
+    r = run_script(capsys, "train_atari.py", "--env", "Pong", "--config", broken, "--no-progress")
+    assert r.code == 2 and "is not readable YAML" in r.err
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("n_envs: 2\nlearning_rte: 0.1\n")
+    r = run_script(capsys, "train_atari.py", "--env", "Pong", "--config", unknown, "--no-progress")
+    assert r.code == 2 and f"unknown hyperparameter 'learning_rte' in {unknown}" in r.err
+
+
+def test_bad_evaluate_input_exits_2_with_one_line(capsys, tmp_path, two_runs):
+    run = two_runs / "MsPacman" / "a2c_conv_s0"
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.yaml").write_text((run / "config.yaml").read_text())
+    (corrupt / "model.zip").write_bytes(b"not a zip")
+    cases = [
+        ([tmp_path / "missing"], "run folder not found"),
+        ([tmp_path], "not a run folder (no config.yaml)"),
+        ([corrupt, "--checkpoint", "final"], "corrupt model file (not a zip)"),
+        ([corrupt, "--checkpoint", "best"], "model file not found"),
+        ([run, "--checkpoint", "999"], "no checkpoint at step 999"),
+        ([run, "--checkpoint", "latest"], "--checkpoint must be best, final or a step count"),
+        ([run, "--episodes", "0"], "--episodes must be >= 1, got 0"),
+        ([run, "--video", tmp_path / "v.avi"], "--video must end in .mp4 or .gif"),
+    ]
+    for args, message in cases:
+        r = run_script(capsys, "evaluate.py", *args)
+        lines = error_lines(r.err)
+        assert r.code == 2 and len(lines) == 1 and message in lines[0], (args, r.err)
