@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,7 @@ import numpy as np
 import yaml
 
 from common.errors import UsageError
-from common.files import atomic_write_json, atomic_write_text
+from common.files import atomic_path, atomic_write_json, atomic_write_text
 
 DEFAULT_TAG = "charts/episodic_return"
 CONFIG_NAME = "config.yaml"
@@ -468,14 +467,8 @@ def plot_curves(groups: dict[str, list[Run]], title: str, ylabel: str, path: Pat
 
 def _save_png_atomic(fig: Any, path: Path) -> Path:
     """Save under a temporary name in the same folder, then rename: never a half-written PNG."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
     return path
 
 

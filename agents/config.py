@@ -12,7 +12,7 @@ import torch
 import yaml
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
-from stable_baselines3.common.utils import get_linear_fn
+from stable_baselines3.common.utils import LinearSchedule
 
 from common.errors import UsageError
 
@@ -102,9 +102,9 @@ def schedule(value: Any, key: str) -> Any:
         match = _LINEAR.fullmatch(value.strip())
         if match:
             start, end = float(match.group(1)), float(match.group(2))
-            return get_linear_fn(start, end, end_fraction=1.0)
+            return LinearSchedule(start, end, end_fraction=1.0)
         if value.startswith("lin_"):
-            return get_linear_fn(float(value[4:]), 0.0, end_fraction=1.0)
+            return LinearSchedule(float(value[4:]), 0.0, end_fraction=1.0)
         raise UsageError(f"{key}: cannot read schedule {value!r}; use a number or linear(a, b)")
     return value
 

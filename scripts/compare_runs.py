@@ -12,11 +12,11 @@ from __future__ import annotations
 import argparse
 
 from agents.compare import DEFAULT_TAG, compare_runs
-from common.errors import run_cli
+from common.errors import ArgumentParser, run_cli
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(

@@ -12,9 +12,7 @@ from common.errors import ArgumentParser, run_cli
 
 
 def main() -> int:
-    p = ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by train_atari.py")
     p.add_argument("--episodes", type=int, default=10, help="full games to play (10)")
     p.add_argument("--deterministic", action="store_true", help="greedy actions, not sampled")

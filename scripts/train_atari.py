@@ -15,9 +15,7 @@ from common.errors import ArgumentParser, run_cli
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--env", help="game: MsPacman, ms_pacman, ALE/MsPacman-v5, MsPacmanNoFrameskip-v4"
     )

@@ -73,7 +73,7 @@ def test_run_folder_is_self_describing(two_runs):
         tags |= set(EventAccumulator(str(path)).Reload().Tags()["scalars"])
     assert {"charts/episodic_return", "charts/episodic_length", "eval/mean_reward"} <= tags
     assert {"train/entropy_loss", "train/explained_variance", "train/learning_rate"} <= tags
-    assert {"time/fps", "rollout/ep_rew_mean"} <= tags
+    assert "time/fps" in tags
     assert not list(run.rglob("*.tmp")) and not list(run.rglob(".*.zip"))
 
 
@@ -90,7 +90,7 @@ def test_saved_agent_loads_with_plain_sb3_in_a_fresh_process(two_runs):
 
 def test_evaluate_writes_eval_json_and_video(two_runs, capsys, tmp_path):
     run = two_runs / "MsPacman" / "a2c_conv_s0"
-    video = tmp_path / "game.gif"
+    video = tmp_path / "game.mp4"
     r = run_script(capsys, "evaluate.py", run, "--episodes", "2", "--video", video, "--seed", "1")
     assert r.code == 0, r.err
     assert "2 episodes, return" in r.out
@@ -99,9 +99,12 @@ def test_evaluate_writes_eval_json_and_video(two_runs, capsys, tmp_path):
     assert result["min_reward"] <= result["mean_reward"] <= result["max_reward"]
     import imageio.v2 as imageio
 
-    frames = imageio.mimread(video)
-    assert frames[0].shape[:2] == (210, 160)  # the Atari's own resolution
-    assert len(frames) == result["episode_lengths"][0] + 1  # every frame of the first game
+    reader = imageio.get_reader(video)
+    assert reader.get_data(0).shape == (210, 160, 3)  # the Atari's own resolution
+    assert reader.count_frames() == result["episode_lengths"][0] + 1  # every frame of game 1
+    gif = tmp_path / "game.gif"
+    r = run_script(capsys, "evaluate.py", run, "--episodes", "1", "--video", gif)
+    assert r.code == 0 and imageio.mimread(gif)[0].shape[:2] == (210, 160)
 
 
 def test_compare_runs_groups_conv_and_coordconv(two_runs, capsys, tmp_path):

@@ -1,0 +1,86 @@
+"""Training speed (agent steps/s) of A2C and PPO on an Atari game: conv vs CoordConv vs RL Zoo.
+
+All variants are built in one process on the same RL Zoo hyperparameters and timed in
+interleaved rounds. Updates this device's section of docs/results/train_speed.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from common.errors import ArgumentParser, UsageError, run_cli
+
+PREAMBLE = """# Atari training speed: conv vs CoordConv vs RL Zoo
+
+Agent steps per second of SB3 training (environment stepping included), median over rounds
+timed side by side in one process (`scripts/bench_train.py`). `RL Zoo` is plain SB3 `CnnPolicy`
+on SB3's `make_atari_env` (what RL Zoo runs); `conv` and `coordconv` are this suite's
+environments and extractors (`policy_kwargs_for`). Same hyperparameters: configs/atari/*.yaml.
+The ratios are time per step (inverse steps/s): above 1 is slower. Goal: coordconv / conv <= 1.05.
+"""
+
+
+def main() -> int:
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--env", default="MsPacman", help="game (MsPacman)")
+    p.add_argument("--algos", default="a2c,ppo", help="comma-separated: a2c,ppo")
+    p.add_argument("--steps", type=int, default=4096, help="agent steps per timed round")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds per variant")
+    p.add_argument("--n-envs", type=int, help="parallel games (default: the config's)")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    p.add_argument("--seed", type=int, default=0, help="seed of models and games")
+    p.add_argument("--out", default="docs/results/train_speed.md", help="markdown to update")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = p.parse_args()
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+    bad = [a for a in algos if a not in ("a2c", "ppo")]
+    if bad or not algos:
+        raise UsageError(f"--algos must list a2c and/or ppo, got {args.algos!r}")
+    if args.steps < 1 or args.rounds < 1:
+        raise UsageError(f"--steps and --rounds must be >= 1, got {args.steps} and {args.rounds}")
+    if args.n_envs is not None and args.n_envs < 1:
+        raise UsageError(f"--n-envs must be >= 1, got {args.n_envs}")
+
+    import torch
+    from tqdm import tqdm
+
+    from agents.train_speed import markdown_table, measure
+    from common.devices import describe_device, resolve_device
+    from common.files import atomic_write_json
+    from common.results import update_section
+
+    device = resolve_device(args.device)
+    rows = []
+    for algo in algos:
+        bar = lambda it, algo=algo: tqdm(it, desc=algo, disable=args.no_progress)  # noqa: E731
+        rows.append(
+            measure(
+                algo, args.env, args.steps, args.rounds, str(device), args.n_envs, args.seed, bar
+            )
+        )
+    table = markdown_table(rows)
+    summary = "; ".join(
+        f"{r['algo']}: time per step coordconv / conv = {r['coordconv_time_over_conv']:.3f}, "
+        f"conv / RL Zoo = {r['conv_time_over_zoo']:.3f}"
+        for r in rows
+    )
+    machine = describe_device(device)
+    command = "python scripts/bench_train.py " + " ".join(sys.argv[1:])
+    body = (
+        f"Machine: {machine}; torch {torch.__version__}; game {rows[0]['env']}.\n"
+        f"Command: `{command.strip()}`\n\n{table}\n\n{summary}\n"
+    )
+    out = Path(args.out)
+    update_section(out, PREAMBLE, f"{device.type}: {machine}", body)
+    atomic_write_json(
+        out.with_name(f"{out.stem}_{device.type}.json"),
+        {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
+    )
+    print(table)
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
