@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
-from common.files import atomic_write_text
+import torch
+
+from common.devices import describe_device
+from common.files import atomic_write_json, atomic_write_text
 
 
 def update_section(path: str | os.PathLike, preamble: str, heading: str, body: str) -> Path:
@@ -30,3 +34,30 @@ def update_section(path: str | os.PathLike, preamble: str, heading: str, body: s
 
 def _device_order(section: str) -> int:
     return 0 if section.startswith("## cpu") else 1
+
+
+def write_benchmark(
+    out: str | os.PathLike,
+    preamble: str,
+    device: torch.device,
+    script: str,
+    argv: list[str],
+    table: str,
+    summary: str,
+    rows: list[dict[str, Any]],
+    note: str = "",
+) -> None:
+    """Record one benchmark run: this device's section of `out` (markdown, with the machine and
+    the exact command) and the raw rows in `<out stem>_<device type>.json` beside it."""
+    machine = describe_device(device)
+    command = " ".join(["python", script, *argv])
+    body = (
+        f"Machine: {machine}; torch {torch.__version__}{note}.\n"
+        f"Command: `{command}`\n\n{table}\n\n{summary}\n"
+    )
+    out = Path(out)
+    update_section(out, preamble, f"{device.type}: {machine}", body)
+    atomic_write_json(
+        out.with_name(f"{out.stem}_{device.type}.json"),
+        {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
+    )

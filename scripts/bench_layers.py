@@ -7,7 +7,6 @@ and the raw numbers into docs/results/layers_<device>.json.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from common.errors import ArgumentParser, UsageError, run_cli
 
@@ -35,12 +34,10 @@ def main() -> int:
     if args.rounds < 1 or args.iters < 1:
         raise UsageError(f"--rounds and --iters must be >= 1, got {args.rounds} and {args.iters}")
 
-    import torch
     from tqdm import tqdm
 
-    from common.devices import describe_device, resolve_device
-    from common.files import atomic_write_json
-    from common.results import update_section
+    from common.devices import resolve_device
+    from common.results import write_benchmark
     from coordconv.benchmark import CASES, markdown_table, time_case
 
     device = resolve_device(args.device)
@@ -52,17 +49,8 @@ def main() -> int:
         f"Atari first layer: CoordConv2d / Conv2d = {atari['coordconv_over_conv']:.3f} "
         f"(naive concat / Conv2d = {atari['naive_over_conv']:.3f})"
     )
-    machine = describe_device(device)
-    command = "python scripts/bench_layers.py " + " ".join(sys.argv[1:])
-    body = (
-        f"Machine: {machine}; torch {torch.__version__}.\n"
-        f"Command: `{command.strip()}`\n\n{table}\n\n{summary}\n"
-    )
-    out = Path(args.out)
-    update_section(out, PREAMBLE, f"{device.type}: {machine}", body)
-    atomic_write_json(
-        out.with_name(f"{out.stem}_{device.type}.json"),
-        {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
+    write_benchmark(
+        args.out, PREAMBLE, device, "scripts/bench_layers.py", sys.argv[1:], table, summary, rows
     )
     print(table)
     print(summary)

@@ -7,7 +7,6 @@ interleaved rounds. Updates this device's section of docs/results/train_speed.md
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from common.errors import ArgumentParser, UsageError, run_cli
 
@@ -42,13 +41,11 @@ def main() -> int:
     if args.n_envs is not None and args.n_envs < 1:
         raise UsageError(f"--n-envs must be >= 1, got {args.n_envs}")
 
-    import torch
     from tqdm import tqdm
 
     from agents.train_speed import markdown_table, measure
-    from common.devices import describe_device, resolve_device
-    from common.files import atomic_write_json
-    from common.results import update_section
+    from common.devices import resolve_device
+    from common.results import write_benchmark
 
     device = resolve_device(args.device)
     rows = []
@@ -65,17 +62,16 @@ def main() -> int:
         f"conv / RL Zoo = {r['conv_time_over_zoo']:.3f}"
         for r in rows
     )
-    machine = describe_device(device)
-    command = "python scripts/bench_train.py " + " ".join(sys.argv[1:])
-    body = (
-        f"Machine: {machine}; torch {torch.__version__}; game {rows[0]['env']}.\n"
-        f"Command: `{command.strip()}`\n\n{table}\n\n{summary}\n"
-    )
-    out = Path(args.out)
-    update_section(out, PREAMBLE, f"{device.type}: {machine}", body)
-    atomic_write_json(
-        out.with_name(f"{out.stem}_{device.type}.json"),
-        {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
+    write_benchmark(
+        args.out,
+        PREAMBLE,
+        device,
+        "scripts/bench_train.py",
+        sys.argv[1:],
+        table,
+        summary,
+        rows,
+        note=f"; game {rows[0]['env']}",
     )
     print(table)
     print(summary)
