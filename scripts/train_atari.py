@@ -43,7 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--eval-freq", type=int, default=100_000, help="evaluate every N steps (0: off)")
     p.add_argument("--eval-episodes", type=int, default=5, help="full games per evaluation")
     p.add_argument("--checkpoint-freq", type=int, default=500_000, help="checkpoint every N steps")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
+    p.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue RUN_DIR from its newest checkpoint with the settings in its config.yaml; "
+        "only --timesteps (a new total), --device and --no-progress apply",
+    )
     p.add_argument("--run-name", help="run folder name (algo_extractor_sSEED)")
     p.add_argument(
         "--sticky-actions", action="store_true", help="repeat the last action w.p. 0.25 (Machado)"
