@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+from agents.run_dir import CONFIG_NAME
 from common.errors import UsageError
 from common.files import atomic_path, atomic_write_json, atomic_write_text
 
 DEFAULT_TAG = "charts/episodic_return"
-CONFIG_NAME = "config.yaml"
 EVENT_GLOB = "events.out.tfevents.*"
 REQUIRED_KEYS = ("env", "algo", "extractor", "with_r", "seed")
 FINAL_FRACTION = 0.1

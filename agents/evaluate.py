@@ -19,6 +19,7 @@ from common.files import atomic_path, atomic_write_json
 from envs.atari import make_atari_vec_env
 
 VIDEO_FPS = 60  # the Atari's own frame rate: every emulator frame is kept
+VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 class FirstGameRecorder(gym.Wrapper):
@@ -47,12 +48,10 @@ class FirstGameRecorder(gym.Wrapper):
 
 
 def write_video(frames: list[np.ndarray], path: Path) -> Path:
-    """MP4 (or GIF, by extension) of `frames`, written under a temporary name and renamed."""
+    """MP4 or GIF (by the extension, which the caller has checked) of `frames`, atomically."""
     import imageio.v2 as imageio
 
     suffix = path.suffix.lower()
-    if suffix not in (".mp4", ".gif"):
-        raise UsageError(f"--video must end in .mp4 or .gif, got {path}")
     with atomic_path(path) as tmp:
         if suffix == ".gif":
             imageio.mimsave(tmp, frames, duration=1000 / VIDEO_FPS, loop=0)
@@ -74,7 +73,8 @@ def evaluate_run(
     """Play `episodes` full games with a run's saved agent; write RUN_DIR/eval.json."""
     if episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {episodes}")
-    if video is not None and Path(video).suffix.lower() not in (".mp4", ".gif"):
+    # Checked before any game is played; write_video trusts it.
+    if video is not None and Path(video).suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"--video must end in .mp4 or .gif, got {video}")
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)

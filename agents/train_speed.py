@@ -19,13 +19,20 @@ from policies.registry import policy_kwargs_for
 VARIANTS = ("zoo", "conv", "coordconv")
 
 
-def build_model(variant: str, algo: str, game: str, n_envs: int, seed: int, device: str):
+def build_model(
+    variant: str,
+    algo: str,
+    hyperparams: dict[str, Any],
+    game: str,
+    n_envs: int,
+    seed: int,
+    device: str,
+):
     """An untrained model of one variant on the algorithm's RL Zoo hyperparameters.
 
     `zoo` is what RL Zoo runs: SB3's make_atari_env on <Game>NoFrameskip-v4 and plain
     CnnPolicy. `conv` and `coordconv` are this suite's env and extractors.
     """
-    hyperparams = load_hyperparams(default_config_path(algo), algo)
     algo_kwargs, policy_extra = sb3_kwargs(hyperparams, algo)
     if variant == "zoo":
         env = VecFrameStack(make_atari_env(f"{game}NoFrameskip-v4", n_envs, seed), n_stack=4)
@@ -53,7 +60,7 @@ def measure(
     hyperparams = load_hyperparams(default_config_path(algo), algo)
     n_envs = n_envs or int(hyperparams["n_envs"])
     models: dict[str, BaseAlgorithm] = {
-        v: build_model(v, algo, game, n_envs, seed, device) for v in VARIANTS
+        v: build_model(v, algo, hyperparams, game, n_envs, seed, device) for v in VARIANTS
     }
     for model in models.values():  # warm-up: first rollout, allocator, kernel choice
         model.learn(steps // 2 or 1)

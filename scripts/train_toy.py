@@ -31,7 +31,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.toy_trainer import ToySettings, resolve_settings, train_toy
+    from supervised.toy_trainer import ToySettings, train_toy
 
     settings = ToySettings(
         task=args.task,
@@ -47,7 +47,6 @@ def main() -> int:
         out=args.out,
         progress=not args.no_progress,
     )
-    resolve_settings(settings)  # bad names and numbers fail before anything is made
     device = resolve_device(args.device)
     settings.out = args.out or f"runs/toy/{args.task}_{args.split}_{args.model}_s{args.seed}"
     r = train_toy(settings, device)

@@ -175,7 +175,6 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
 
         writer = SummaryWriter(s.out)
     x_train = model_input(s.task, train)
-    history: list[dict[str, Any]] = []
     reached_at: tuple[int, float] | None = None
     start = time.perf_counter()
     bar = tqdm(range(1, s.epochs + 1), desc=f"{s.task}/{s.split}/{s.model}", disable=not s.progress)
@@ -183,7 +182,6 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         loss, train_metrics = _train_epoch(model, optimizer, s, train, x_train, shuffle)
         test_loss, test_metrics = evaluate(model, s.task, test)
         elapsed = time.perf_counter() - start
-        history.append({"epoch": epoch, "seconds": elapsed})
         if writer is not None:
             writer.add_scalar("loss/train", loss, epoch)
             writer.add_scalar("loss/test", test_loss, epoch)
@@ -197,7 +195,6 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
                 break
     if writer is not None:
         writer.close()
-    last = history[-1]
     _, final_train = evaluate(model, s.task, train)
     _, final_test = evaluate(model, s.task, test)
     result = {
@@ -205,8 +202,8 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         "split": s.split,
         "model": s.model,
         "params": count_params(model),
-        "epochs": last["epoch"],
-        "seconds": last["seconds"],
+        "epochs": epoch,
+        "seconds": elapsed,
         "metric": spec.metric,
         "target": s.target,
         "train": final_train,
