@@ -25,6 +25,15 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of init and shuffling (0)")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
     p.add_argument("--target", type=float, help="test metric that counts as solved")
+    p.add_argument("--schedule", help="constant or cosine (to 0 over --epochs) (config default)")
+    p.add_argument(
+        "--checks-per-epoch", type=int, help="test the target this often per epoch (config default)"
+    )
+    p.add_argument(
+        "--raw-input",
+        action="store_true",
+        help="feed (x, y) as 4..59 as released (default [-1, 1])",
+    )
     p.add_argument("--no-early-stop", action="store_true", help="train every epoch")
     p.add_argument("--out", help="output folder (runs/toy/<task>_<split>_<model>_s<seed>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -42,6 +51,9 @@ def main() -> int:
         batch_size=args.batch_size,
         l2=args.l2,
         seed=args.seed,
+        schedule=args.schedule,
+        checks_per_epoch=args.checks_per_epoch,
+        raw_input=args.raw_input,
         target=args.target,
         early_stop=not args.no_early_stop,
         out=args.out,

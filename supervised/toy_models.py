@@ -73,6 +73,28 @@ class CoordConvRegressor(nn.Module):
     def forward(self, onehot: torch.Tensor) -> torch.Tensor:
         return self.net(onehot)
 
+    @torch.no_grad()
+    def init_for_max_pool(self) -> CoordConvRegressor:
+        """Start where the max pool sees the one-hot pixel. Why: the net is linear and a max
+        pool passes gradient only to the winning position; if a coordinate extreme or a
+        neighbour of the pixel wins at the start, the pixel's path never learns and the output
+        settles on the mean coordinate (seen here with He init for most seeds). So, after He
+        init: coordinate weights zero (the coordinates are learned from the winning pixel),
+        the 3x3 convs identities (nothing spreads to the neighbours), and each output channel's
+        sign set so the pixel's response is positive (it then beats the zeros around it)."""
+        first, conv3a, conv3b = self.net[0], self.net[3], self.net[4]
+        first.weight[:, first.in_channels :] = 0
+        for conv in (conv3a, conv3b):
+            nn.init.dirac_(conv.weight)
+        probe = torch.zeros(2, 1, CANVAS, CANVAS)
+        probe[1, 0, CANVAS // 2, CANVAS // 2] = 1
+        maps = self.net[:-2](probe)
+        response = maps[1, :, CANVAS // 2, CANVAS // 2] - maps[0, :, CANVAS // 2, CANVAS // 2]
+        sign = torch.where(response < 0, -1.0, 1.0)
+        conv3b.weight.mul_(sign.view(-1, 1, 1, 1))
+        conv3b.bias.mul_(sign)
+        return self
+
 
 class DeconvPainter(nn.Module):
     """The deconv baseline: (x, y) as a 1x1 image, six stride-2 transposed convs 64m, 64m, 64m,
@@ -139,8 +161,7 @@ class ConvRegressorQuadrant(nn.Module):
 
 
 def he_normal_init(net: nn.Module) -> nn.Module:
-    """The release's init: He-normal kernels, zero biases. It matters: the max-pooled regressor
-    only learns when its one-hot response can beat the coordinates at the start."""
+    """The release's init: He-normal kernels, zero biases."""
     for module in net.modules():
         if isinstance(module, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -150,8 +171,8 @@ def he_normal_init(net: nn.Module) -> nn.Module:
 
 
 def build_model(task: str, model: str, split: str) -> nn.Module:
-    """The network for (task, model), He-normal initialised; the conv regressor is the one made
-    for `split`."""
+    """The network for (task, model), He-normal initialised (the CoordConv regressor then
+    adjusted for its max pool); the conv regressor is the one made for `split`."""
     builders: dict[tuple[str, str], Callable[[], nn.Module]] = {
         ("classification", "coordconv"): CoordConvClassifier,
         ("classification", "conv"): DeconvPainter,
@@ -164,7 +185,8 @@ def build_model(task: str, model: str, split: str) -> nn.Module:
     }
     if (task, model) not in builders:
         raise ValueError(f"no model {model!r} for task {task!r}")
-    return he_normal_init(builders[(task, model)]())
+    net = he_normal_init(builders[(task, model)]())
+    return net.init_for_max_pool() if isinstance(net, CoordConvRegressor) else net
 
 
 def count_params(module: nn.Module) -> int:

@@ -6,7 +6,7 @@ import torch
 
 from supervised.not_so_clevr import held_out_mask, make_dataset, split_dataset
 from supervised.toy_models import build_model, count_params
-from supervised.toy_trainer import ToySettings, task_metrics, train_toy
+from supervised.toy_trainer import ToySettings, model_input, task_metrics, train_toy
 from tests.cli import error_lines, run_script
 
 
@@ -90,6 +90,34 @@ def test_trainer_is_bit_for_bit_repeatable_on_cpu():
     assert a["test"] != c["test"]
 
 
+def test_regressor_init_lets_the_max_pool_find_the_pixel(data):
+    # With plain He init the max lands elsewhere for most seeds, and training then stalls at
+    # the mean coordinate; the adjusted init must put every example's maximum on its pixel.
+    for seed in range(4):
+        torch.manual_seed(seed)
+        net = build_model("regression", "coordconv", "quadrant")
+        with torch.no_grad():
+            maps = net.net[:-2](data.onehot[::7]).flatten(2)
+        assert (maps.argmax(2) == data.label[::7, None]).all(), seed
+
+
+def test_inputs_are_scaled_like_the_coordinate_channels(data):
+    scaled = model_input("classification", data)
+    assert scaled[0].tolist() == pytest.approx([2 * 4 / 63 - 1, 2 * 4 / 63 - 1])
+    assert torch.equal(model_input("rendering", data, raw=True), data.xy)
+    assert model_input("regression", data) is data.onehot
+
+
+def test_target_checked_inside_the_epoch():
+    s = ToySettings(
+        "regression", "quadrant", "conv", epochs=5, target=1000.0, checks_per_epoch=4,
+        batch_size=8, seed=0, progress=False,
+    )  # fmt: skip
+    r = train_toy(s, torch.device("cpu"))
+    steps = -(-2407 // 8)
+    assert r["epochs_to_target"] == round(-(-steps // 4) / steps, 3) == r["epochs"]
+
+
 def test_early_stop_at_target():
     s = ToySettings(
         "regression", "quadrant", "conv", epochs=5, target=1000.0, seed=0, progress=False
@@ -121,6 +149,8 @@ def test_train_toy_cli(capsys, tmp_path):
         (["--task", "regression", "--model", "mlp"], "unknown model 'mlp'; valid: coordconv, conv"),
         (["--task", "regression", "--epochs", "0"], "--epochs must be >= 1, got 0"),
         (["--task", "regression", "--lr", "-1"], "--lr must be a positive number, got -1.0"),
+        (["--task", "regression", "--schedule", "step"], "unknown schedule 'step'; valid: "),
+        (["--task", "regression", "--checks-per-epoch", "0"], "--checks-per-epoch must be >= 1"),
         (["--task", "regression", "--device", "cuda"], "--device cuda"),
     ],
 )
