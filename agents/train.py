@@ -29,7 +29,7 @@ from agents.run_dir import (
 from common.devices import resolve_device
 from common.errors import UsageError
 from common.files import atomic_write_json
-from envs.atari import make_atari_vec_env
+from envs.atari import BACKENDS, default_backend, make_atari_vec_env
 from envs.names import resolve_game
 from policies.registry import EXTRACTORS, policy_kwargs_for
 
@@ -56,6 +56,8 @@ class TrainSettings:
     checkpoint_freq: int = 500_000
     run_name: str | None = None
     sticky_actions: bool = False
+    vec_env: str | None = None
+    num_threads: int | None = None
     progress: bool = True
 
 
@@ -93,8 +95,16 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
     check_numbers(hyperparams)
     hyperparams["n_timesteps"] = int(hyperparams["n_timesteps"])
     sb3_kwargs(hyperparams, s.algo)  # fail on a bad schedule or optimizer before any folder
+    game = resolve_game(s.env)
+    vec_env = s.vec_env or default_backend(game)
+    if vec_env not in BACKENDS:
+        raise UsageError(f"unknown --vec-env {vec_env!r}; valid: {', '.join(BACKENDS)}")
+    if s.num_threads is not None and s.num_threads < 1:
+        raise UsageError(f"--num-threads must be >= 1, got {s.num_threads}")
     return {
-        "env": resolve_game(s.env),
+        "env": game,
+        "vec_env": vec_env,
+        "num_threads": s.num_threads,
         "algo": s.algo,
         "extractor": s.extractor,
         "with_r": s.with_r,
@@ -110,6 +120,8 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
 
 def _envs(config: dict[str, Any], run_dir: Path):
     hp = config["hyperparams"]
+    # Runs saved before the backend was recorded used the sb3 one.
+    backend = {"backend": config.get("vec_env", "sb3"), "num_threads": config.get("num_threads")}
     env = make_atari_vec_env(
         config["env"],
         int(hp["n_envs"]),
@@ -118,6 +130,7 @@ def _envs(config: dict[str, Any], run_dir: Path):
         sticky_actions=config["sticky_actions"],
         frame_stack=int(hp.get("frame_stack", 4)),
         monitor_dir=run_dir / "monitor",
+        **backend,
     )
     eval_env = None
     if config["eval_freq"] > 0 and config["eval_episodes"] > 0:
@@ -128,6 +141,7 @@ def _envs(config: dict[str, Any], run_dir: Path):
             training=False,
             sticky_actions=config["sticky_actions"],
             frame_stack=int(hp.get("frame_stack", 4)),
+            **backend,
         )
     return env, eval_env
 

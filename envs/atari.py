@@ -29,6 +29,14 @@ from envs.names import resolve_game
 
 STICKY_ACTION_PROBABILITY = 0.25  # Machado et al. (2018)
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
+BACKENDS = ("ale", "sb3")
+
+
+def default_backend(game: str) -> str:
+    """'ale' where ale-py's vector env runs the game, else 'sb3'."""
+    from envs.ale_vec import supports
+
+    return "ale" if supports(resolve_game(game)) else "sb3"
 
 
 def make_atari_vec_env(
@@ -43,6 +51,8 @@ def make_atari_vec_env(
     monitor_dir: str | Path | None = None,
     render_mode: str | None = None,
     inner_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+    backend: str = "sb3",
+    num_threads: int | None = None,
 ) -> VecEnv:
     """Return an SB3 VecEnv of `n_envs` preprocessed copies of an Atari game.
 
@@ -52,9 +62,28 @@ def make_atari_vec_env(
     `training=False` the agent plays full games with raw scores. Sub-env i is seeded seed + i.
     `monitor_dir` receives one Monitor CSV per sub-env. `inner_wrapper` wraps each raw game
     between the Monitor and AtariWrapper (e.g. to record frames at full resolution).
+
+    `backend="ale"` steps the games in ale-py's native threaded vector env (envs/ale_vec.py,
+    `num_threads` threads, default one per core) with the same protocol and SB3 semantics;
+    it renders no frames and takes no `inner_wrapper`.
     """
     if n_envs < 1:
         raise UsageError(f"n_envs must be >= 1, got {n_envs}")
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown vec env backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    if monitor_dir is not None:
+        Path(monitor_dir).mkdir(parents=True, exist_ok=True)
+    if backend == "ale":
+        if render_mode is not None or inner_wrapper is not None:
+            raise UsageError("the ale backend renders no frames; use the sb3 backend for video")
+        from envs.ale_vec import AleVecEnv
+
+        sticky = STICKY_ACTION_PROBABILITY if sticky_actions else 0.0
+        return AleVecEnv(
+            resolve_game(env), n_envs, seed, training=training, sticky_probability=sticky,
+            frame_stack=frame_stack, num_threads=num_threads,
+            monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
+        )  # fmt: skip
     if vec_env not in VEC_ENV_CLASSES:
         raise UsageError(f"unknown vec_env {vec_env!r}; valid: {', '.join(VEC_ENV_CLASSES)}")
     game = resolve_game(env)
@@ -73,8 +102,6 @@ def make_atari_vec_env(
             game_env = inner_wrapper(game_env)
         return AtariWrapper(game_env, **wrapper_kwargs)
 
-    if monitor_dir is not None:
-        Path(monitor_dir).mkdir(parents=True, exist_ok=True)
     venv = make_vec_env(
         f"ALE/{game}-v5",
         n_envs=n_envs,

@@ -53,6 +53,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--sticky-actions", action="store_true", help="repeat the last action w.p. 0.25 (Machado)"
     )
+    p.add_argument(
+        "--vec-env",
+        help="ale: ale-py's native threaded vector env; sb3: SB3's DummyVecEnv + AtariWrapper "
+        "(default: ale where the game runs on it)",
+    )
+    p.add_argument("--num-threads", type=int, help="ale backend emulator threads (CPU cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar; log to stdout")
     args = p.parse_args(argv)
     if args.resume is None and args.env is None:
@@ -88,6 +94,8 @@ def main() -> int:
             checkpoint_freq=args.checkpoint_freq,
             run_name=args.run_name,
             sticky_actions=args.sticky_actions,
+            vec_env=args.vec_env,
+            num_threads=args.num_threads,
             progress=not args.no_progress,
         )
         result = train_atari(settings, command)

@@ -42,9 +42,10 @@ def test_spaces_and_protocol():
     sticky.close()
 
 
-def test_seeding_is_per_sub_env_and_repeatable():
+@pytest.mark.parametrize("backend", ["sb3", "ale"])
+def test_seeding_is_per_sub_env_and_repeatable(backend):
     def rollout(seed):
-        venv = make_atari_vec_env("Breakout", 2, seed=seed)
+        venv = make_atari_vec_env("Breakout", 2, seed=seed, backend=backend)
         rng = np.random.default_rng(0)
         frames = [venv.reset()]
         for _ in range(60):
@@ -71,8 +72,9 @@ def _play_one_game(venv, seed=0):
     raise AssertionError("no game finished")
 
 
-def test_training_env_clips_rewards_and_ends_on_life_loss_but_logs_full_games():
-    venv = make_atari_vec_env("MsPacman", 1, seed=3, training=True)
+@pytest.mark.parametrize("backend", ["sb3", "ale"])
+def test_training_env_clips_rewards_and_ends_on_life_loss_but_logs_full_games(backend):
+    venv = make_atari_vec_env("MsPacman", 1, seed=3, training=True, backend=backend)
     rewards, dones, info = _play_one_game(venv)
     venv.close()
     assert set(rewards) <= {-1.0, 0.0, 1.0}
@@ -81,8 +83,9 @@ def test_training_env_clips_rewards_and_ends_on_life_loss_but_logs_full_games():
     assert info["lives"] == 0
 
 
-def test_evaluation_env_plays_full_games_with_raw_scores():
-    venv = make_atari_vec_env("MsPacman", 1, seed=3, training=False)
+@pytest.mark.parametrize("backend", ["sb3", "ale"])
+def test_evaluation_env_plays_full_games_with_raw_scores(backend):
+    venv = make_atari_vec_env("MsPacman", 1, seed=3, training=False, backend=backend)
     rewards, dones, info = _play_one_game(venv)
     venv.close()
     assert dones == 1 and info["lives"] == 0

@@ -1,0 +1,172 @@
+"""An SB3 VecEnv over ale-py's native, threaded AtariVectorEnv (preprocessing done in C++).
+
+Same protocol as the `sb3` backend in envs/atari.py: up to 30 no-ops on reset, frame skip 4 with
+a max over the last two frames, 84x84 grayscale, `frame_stack` frames channel first, fire on
+reset where the game has FIRE, no sticky actions unless asked. In training a lost life is a
+terminal for the agent while the game goes on, and rewards are clipped to {-1, 0, 1}.
+
+What SB3's own wrappers would have added, done here because AtariVectorEnv is not a gymnasium
+env that SB3 could wrap: `info["episode"] = {"r", "l", "t"}` at the end of every full game with
+the unclipped score (what SB3's Monitor reports), `terminal_observation` and
+`TimeLimit.truncated` on the step a sub-env finishes, and reward clipping (np.sign, as
+ClipRewardEnv) applied after the raw score is counted.
+
+Difference from the `sb3` backend: after a lost life VecFrameStack starts the stack afresh,
+while ale-py's stack keeps the frames from before the loss.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+from ale_py.vector_env import AtariVectorEnv
+from stable_baselines3.common.monitor import Monitor, ResultsWriter
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
+
+MAX_FRAMES_PER_GAME = 108_000  # ALE v5's cap, as the `sb3` backend's ALE/<Game>-v5 envs have
+
+
+def rom_name(game: str) -> str:
+    """ale-py's ROM name ('ms_pacman') for a canonical game name ('MsPacman')."""
+    gym.register_envs(ale_py)
+    return gym.spec(f"ALE/{game}-v5").kwargs["game"]
+
+
+def supports(game: str) -> bool:
+    """Whether ale-py's vector env can run `game` (its ROM ships with ale-py)."""
+    try:
+        return ale_py.roms.get_rom_path(rom_name(game)) is not None
+    except Exception:  # an unknown id or a ROM lookup error: the sb3 backend decides
+        return False
+
+
+def default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+class AleVecEnv(VecEnv):
+    """`n_envs` copies of `game` stepped by ale-py's threads; sub-env i is seeded seed + i."""
+
+    def __init__(
+        self,
+        game: str,
+        n_envs: int,
+        seed: int,
+        *,
+        training: bool = True,
+        sticky_probability: float = 0.0,
+        frame_stack: int = 4,
+        num_threads: int | None = None,
+        monitor_dir: str | None = None,
+    ) -> None:
+        self.game = game
+        self.training = training
+        self.num_threads = num_threads or default_threads()
+        self.ale = AtariVectorEnv(
+            rom_name(game),
+            n_envs,
+            num_threads=self.num_threads,
+            autoreset_mode="SameStep",  # the final observation in info, as SB3 wants
+            repeat_action_probability=sticky_probability,
+            max_num_frames_per_episode=MAX_FRAMES_PER_GAME,
+            stack_num=frame_stack,
+            noop_max=30,
+            episodic_life=False,  # a lost life must not reset the game ...
+            life_loss_info=training,  # ... but is a terminal for the agent in training
+            reward_clipping=False,  # clipped here, after the raw score is counted
+            use_fire_reset=True,
+        )
+        super().__init__(n_envs, self.ale.single_observation_space, self.ale.single_action_space)
+        self._seeds = [seed + i for i in range(n_envs)]
+        self._actions = np.zeros(n_envs, dtype=np.int32)
+        self._returns = np.zeros(n_envs)
+        self._lengths = np.zeros(n_envs, dtype=np.int64)
+        self._lives = np.zeros(n_envs, dtype=np.int64)
+        self._start = time.time()
+        self._writers = []
+        if monitor_dir is not None:
+            # One CSV per sub-env, named and laid out as make_vec_env's Monitors write them.
+            self._writers = [
+                ResultsWriter(
+                    os.path.join(monitor_dir, str(i)),
+                    header={"t_start": self._start, "env_id": f"ALE/{game}-v5"},
+                    override_existing=False,
+                )
+                for i in range(n_envs)
+            ]
+
+    def reset(self) -> np.ndarray:
+        seeds = None if self._seeds[0] is None else np.asarray(self._seeds, dtype=np.int64)
+        obs, info = self.ale.reset(seed=seeds)
+        self._reset_seeds()
+        self._returns[:] = 0
+        self._lengths[:] = 0
+        self._lives[:] = info["lives"]
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int32)
+        self.ale.send(self._actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, reward, terminated, truncated, info = self.ale.recv()
+        reward = reward.astype(np.float64)
+        self._returns += reward
+        self._lengths += 1
+        lives = info["lives"].astype(np.int64)
+        # A game ends when it is truncated or terminates without a life lost: after a game
+        # over the sub-env has already reset, so its lives do not drop.
+        game_over = truncated | (terminated & (lives >= self._lives))
+        self._lives = lives
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{"lives": int(n)} for n in lives]
+        for i in np.flatnonzero(dones):
+            infos[i]["terminal_observation"] = info["final_obs"][i]
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        for i in np.flatnonzero(game_over):
+            if terminated[i]:  # the lives the game ended with, not the next game's
+                infos[i]["lives"] = 0
+            infos[i]["episode"] = {
+                "r": float(self._returns[i]),
+                "l": int(self._lengths[i]),
+                "t": round(time.time() - self._start, 6),
+            }
+            if self._writers:
+                self._writers[i].write_row(infos[i]["episode"])
+            self._returns[i] = 0
+            self._lengths[i] = 0
+        if self.training:
+            reward = np.sign(reward)
+        return obs, reward.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        self.ale.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None for _ in self._get_indices(indices)]
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        raise AttributeError(f"AleVecEnv sub-envs have no settable attribute {attr_name!r}")
+
+    def env_method(
+        self, method_name: str, *args: Any, indices: VecEnvIndices = None, **kwargs: Any
+    ) -> list[Any]:
+        raise AttributeError(f"AleVecEnv sub-envs have no method {method_name!r}")
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        # Episodes are reported as SB3's Monitor reports them (evaluate_policy relies on it).
+        return [wrapper_class is Monitor for _ in self._get_indices(indices)]
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        return [None for _ in range(self.num_envs)]
