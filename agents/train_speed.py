@@ -16,7 +16,8 @@ from envs.atari import make_atari_vec_env
 from envs.names import resolve_game
 from policies.registry import policy_kwargs_for
 
-VARIANTS = ("zoo", "conv", "coordconv")
+# coordconv-ale: the coordconv extractor on the `ale` vec env backend (the others use `sb3`).
+VARIANTS = ("zoo", "conv", "coordconv", "coordconv-ale")
 
 
 def build_model(
@@ -31,15 +32,17 @@ def build_model(
     """An untrained model of one variant on the algorithm's RL Zoo hyperparameters.
 
     `zoo` is what RL Zoo runs: SB3's make_atari_env on <Game>NoFrameskip-v4 and plain
-    CnnPolicy. `conv` and `coordconv` are this suite's env and extractors.
+    CnnPolicy. `conv` and `coordconv` are this suite's env and extractors, `coordconv-ale` the
+    latter on ale-py's native vector env.
     """
     algo_kwargs, policy_extra = sb3_kwargs(hyperparams, algo)
     if variant == "zoo":
         env = VecFrameStack(make_atari_env(f"{game}NoFrameskip-v4", n_envs, seed), n_stack=4)
         policy_kwargs = policy_extra or None
     else:
-        env = make_atari_vec_env(game, n_envs, seed)
-        policy_kwargs = policy_kwargs_for(variant, **policy_extra)
+        backend = "ale" if variant.endswith("-ale") else "sb3"
+        env = make_atari_vec_env(game, n_envs, seed, backend=backend)
+        policy_kwargs = policy_kwargs_for(variant.removesuffix("-ale"), **policy_extra)
     return ALGOS[algo](
         "CnnPolicy", env, policy_kwargs=policy_kwargs, seed=seed, device=device, **algo_kwargs
     )
@@ -84,6 +87,8 @@ def measure(
         # Time per step ratios: > 1 means slower. The goal for coordconv is <= 1.05.
         "coordconv_time_over_conv": median["conv"] / median["coordconv"],
         "conv_time_over_zoo": median["zoo"] / median["conv"],
+        # Steps/s ratio: > 1 means the ale backend trains faster.
+        "ale_speedup": median["coordconv-ale"] / median["coordconv"],
     }
 
 
@@ -91,14 +96,16 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows of measure() as a markdown table."""
     lines = [
         "| algo | envs | RL Zoo CnnPolicy steps/s | conv steps/s | coordconv steps/s "
-        "| time/step coordconv / conv | time/step conv / RL Zoo |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| coordconv (ale backend) steps/s | time/step coordconv / conv "
+        "| time/step conv / RL Zoo | steps/s ale / sb3 backend |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s = r["steps_per_second"]
         lines.append(
             f"| {r['algo']} | {r['n_envs']} | {s['zoo']:.0f} | {s['conv']:.0f} "
-            f"| {s['coordconv']:.0f} | {r['coordconv_time_over_conv']:.3f} "
-            f"| {r['conv_time_over_zoo']:.3f} |"
+            f"| {s['coordconv']:.0f} | {s['coordconv-ale']:.0f} "
+            f"| {r['coordconv_time_over_conv']:.3f} | {r['conv_time_over_zoo']:.3f} "
+            f"| {r['ale_speedup']:.2f} |"
         )
     return "\n".join(lines)

@@ -9,7 +9,8 @@ What SB3's own wrappers would have added, done here because AtariVectorEnv is no
 env that SB3 could wrap: `info["episode"] = {"r", "l", "t"}` at the end of every full game with
 the unclipped score (what SB3's Monitor reports), `terminal_observation` and
 `TimeLimit.truncated` on the step a sub-env finishes, and reward clipping (np.sign, as
-ClipRewardEnv) applied after the raw score is counted.
+ClipRewardEnv) applied after the raw score is counted. Episode lengths count emulator frames,
+as the Monitor under AtariWrapper does (about 4 per agent step, no-ops included).
 
 Difference from the `sb3` backend: after a lost life VecFrameStack starts the stack afresh,
 while ale-py's stack keeps the frames from before the loss.
@@ -29,6 +30,7 @@ from ale_py.vector_env import AtariVectorEnv
 from stable_baselines3.common.monitor import Monitor, ResultsWriter
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvStepReturn
 
+FRAME_SKIP = 4
 MAX_FRAMES_PER_GAME = 108_000  # ALE v5's cap, as the `sb3` backend's ALE/<Game>-v5 envs have
 
 
@@ -64,6 +66,7 @@ class AleVecEnv(VecEnv):
         frame_stack: int = 4,
         num_threads: int | None = None,
         monitor_dir: str | None = None,
+        fresh_monitor: bool = True,
     ) -> None:
         self.game = game
         self.training = training
@@ -76,6 +79,7 @@ class AleVecEnv(VecEnv):
             repeat_action_probability=sticky_probability,
             max_num_frames_per_episode=MAX_FRAMES_PER_GAME,
             stack_num=frame_stack,
+            frameskip=FRAME_SKIP,
             noop_max=30,
             episodic_life=False,  # a lost life must not reset the game ...
             life_loss_info=training,  # ... but is a terminal for the agent in training
@@ -86,7 +90,7 @@ class AleVecEnv(VecEnv):
         self._seeds = [seed + i for i in range(n_envs)]
         self._actions = np.zeros(n_envs, dtype=np.int32)
         self._returns = np.zeros(n_envs)
-        self._lengths = np.zeros(n_envs, dtype=np.int64)
+        self._game_start = np.zeros(n_envs, dtype=np.int64)
         self._lives = np.zeros(n_envs, dtype=np.int64)
         self._start = time.time()
         self._writers = []
@@ -96,7 +100,7 @@ class AleVecEnv(VecEnv):
                 ResultsWriter(
                     os.path.join(monitor_dir, str(i)),
                     header={"t_start": self._start, "env_id": f"ALE/{game}-v5"},
-                    override_existing=False,
+                    override_existing=fresh_monitor,
                 )
                 for i in range(n_envs)
             ]
@@ -106,7 +110,7 @@ class AleVecEnv(VecEnv):
         obs, info = self.ale.reset(seed=seeds)
         self._reset_seeds()
         self._returns[:] = 0
-        self._lengths[:] = 0
+        self._game_start[:] = self._frames_before_episode(info)
         self._lives[:] = info["lives"]
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs
@@ -119,7 +123,6 @@ class AleVecEnv(VecEnv):
         obs, reward, terminated, truncated, info = self.ale.recv()
         reward = reward.astype(np.float64)
         self._returns += reward
-        self._lengths += 1
         lives = info["lives"].astype(np.int64)
         # A game ends when it is truncated or terminates without a life lost: after a game
         # over the sub-env has already reset, so its lives do not drop.
@@ -128,23 +131,33 @@ class AleVecEnv(VecEnv):
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{"lives": int(n)} for n in lives]
         for i in np.flatnonzero(dones):
-            infos[i]["terminal_observation"] = info["final_obs"][i]
+            # After a lost life the game goes on and `obs` is the terminal frame stack; ale-py
+            # 0.12's final_obs holds stale memory there and is right only when a game reset.
+            infos[i]["terminal_observation"] = info["final_obs"][i] if game_over[i] else obs[i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        started = self._frames_before_episode(info)
         for i in np.flatnonzero(game_over):
             if terminated[i]:  # the lives the game ended with, not the next game's
                 infos[i]["lives"] = 0
             infos[i]["episode"] = {
                 "r": float(self._returns[i]),
-                "l": int(self._lengths[i]),
+                # In emulator frames, as SB3's Monitor counts them under AtariWrapper.
+                "l": int(started[i] - self._game_start[i]),
                 "t": round(time.time() - self._start, 6),
             }
             if self._writers:
                 self._writers[i].write_row(infos[i]["episode"])
             self._returns[i] = 0
-            self._lengths[i] = 0
+            self._game_start[i] = started[i]
         if self.training:
             reward = np.sign(reward)
         return obs, reward.astype(np.float32), dones, infos
+
+    @staticmethod
+    def _frames_before_episode(info: dict[str, np.ndarray]) -> np.ndarray:
+        """Each sub-env's emulator frame count when its current episode began (its frame
+        counter runs across games; a reset's no-ops count in the new episode)."""
+        return info["frame_number"].astype(np.int64) - info["episode_frame_number"]
 
     def close(self) -> None:
         for writer in self._writers:

@@ -10,6 +10,7 @@ life-loss terminals and reward clipping the agent sees in training.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import ale_py
@@ -30,6 +31,13 @@ from envs.names import resolve_game
 STICKY_ACTION_PROBABILITY = 0.25  # Machado et al. (2018)
 VEC_ENV_CLASSES = {"dummy": DummyVecEnv, "subproc": SubprocVecEnv}
 BACKENDS = ("ale", "sb3")
+
+
+def _make_game(env_id: str, **kwargs) -> gym.Env:
+    # A module-level function, so SubprocVecEnv can pickle it; subprocesses must register the
+    # ALE ids themselves.
+    gym.register_envs(ale_py)
+    return gym.make(env_id, **kwargs)
 
 
 def default_backend(game: str) -> str:
@@ -71,8 +79,12 @@ def make_atari_vec_env(
         raise UsageError(f"n_envs must be >= 1, got {n_envs}")
     if backend not in BACKENDS:
         raise UsageError(f"unknown vec env backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    fresh_monitor = True
     if monitor_dir is not None:
         Path(monitor_dir).mkdir(parents=True, exist_ok=True)
+        # A resumed run appends to its CSVs. SB3 writes the header only when it overrides, so
+        # a new folder must override or its CSVs have no header and load_results rejects them.
+        fresh_monitor = not any(Path(monitor_dir).glob("*.monitor.csv"))
     if backend == "ale":
         if render_mode is not None or inner_wrapper is not None:
             raise UsageError("the ale backend renders no frames; use the sb3 backend for video")
@@ -83,6 +95,7 @@ def make_atari_vec_env(
             resolve_game(env), n_envs, seed, training=training, sticky_probability=sticky,
             frame_stack=frame_stack, num_threads=num_threads,
             monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
+            fresh_monitor=fresh_monitor,
         )  # fmt: skip
     if vec_env not in VEC_ENV_CLASSES:
         raise UsageError(f"unknown vec_env {vec_env!r}; valid: {', '.join(VEC_ENV_CLASSES)}")
@@ -103,12 +116,11 @@ def make_atari_vec_env(
         return AtariWrapper(game_env, **wrapper_kwargs)
 
     venv = make_vec_env(
-        f"ALE/{game}-v5",
+        partial(_make_game, f"ALE/{game}-v5"),
         n_envs=n_envs,
         seed=seed,
         monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
-        # Append, so a resumed run keeps the episodes logged before it stopped.
-        monitor_kwargs={"override_existing": False},
+        monitor_kwargs={"override_existing": fresh_monitor},
         wrapper_class=wrap,
         env_kwargs=env_kwargs,
         vec_env_cls=VEC_ENV_CLASSES[vec_env],

@@ -38,20 +38,19 @@ def measure(
     progress: Callable[[Iterable], Iterable] = lambda it: it,
 ) -> dict[str, Any]:
     """Median steps/s per backend over `rounds` interleaved rounds, and each one's ratio to
-    sb3-subproc."""
-    envs = {name: make_atari_vec_env(game, n_envs, seed, **kw) for name, kw in VARIANTS.items()}
+    sb3-subproc. Each round builds, times and closes one backend at a time: idle workers and
+    threads of the others must not share the two cores with the one being timed."""
     rng = np.random.default_rng(seed)
-    try:
-        for env in envs.values():
-            env.reset()
-            steps_per_second(env, 2 * n_envs, rng)  # warm-up: start the workers and threads
-        rates: dict[str, list[float]] = {name: [] for name in envs}
-        for _ in progress(range(rounds)):
-            for name, env in envs.items():
+    rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in progress(range(rounds)):
+        for name, kwargs in VARIANTS.items():
+            env = make_atari_vec_env(game, n_envs, seed, **kwargs)
+            try:
+                env.reset()
+                steps_per_second(env, 4 * n_envs, rng)  # warm-up: workers and threads running
                 rates[name].append(steps_per_second(env, steps, rng))
-    finally:
-        for env in envs.values():
-            env.close()
+            finally:
+                env.close()
     median = {name: statistics.median(r) for name, r in rates.items()}
     return {
         "env": game,

@@ -15,7 +15,8 @@ PREAMBLE = """# Atari training speed: conv vs CoordConv vs RL Zoo
 Agent steps per second of SB3 training (environment stepping included), median over rounds
 timed side by side in one process (`scripts/bench_train.py`). `RL Zoo` is plain SB3 `CnnPolicy`
 on SB3's `make_atari_env` (what RL Zoo runs); `conv` and `coordconv` are this suite's
-environments and extractors (`policy_kwargs_for`). Same hyperparameters: configs/atari/*.yaml.
+environments (`sb3` backend) and extractors (`policy_kwargs_for`); `coordconv (ale backend)`
+is coordconv on ale-py's native vector env. Same hyperparameters: configs/atari/*.yaml.
 The ratios are time per step (inverse steps/s): above 1 is slower. Goal: coordconv / conv <= 1.05.
 """
 
@@ -59,7 +60,8 @@ def main() -> int:
     table = markdown_table(rows)
     summary = "; ".join(
         f"{r['algo']}: time per step coordconv / conv = {r['coordconv_time_over_conv']:.3f}, "
-        f"conv / RL Zoo = {r['conv_time_over_zoo']:.3f}"
+        f"conv / RL Zoo = {r['conv_time_over_zoo']:.3f}; "
+        f"steps/s ale / sb3 backend = {r['ale_speedup']:.2f}"
         for r in rows
     )
     write_benchmark(

@@ -16,10 +16,11 @@ def test_bench_train_measures_all_three_variants(capsys, tmp_path):
     assert "| a2c | 2 |" in text
     data = json.loads((tmp_path / "train_speed_cpu.json").read_text())
     (row,) = data["rows"]
-    assert set(row["steps_per_second"]) == {"zoo", "conv", "coordconv"}
+    assert set(row["steps_per_second"]) == {"zoo", "conv", "coordconv", "coordconv-ale"}
     assert all(v > 0 for v in row["steps_per_second"].values())
     s = row["steps_per_second"]
     assert row["coordconv_time_over_conv"] == s["conv"] / s["coordconv"]
+    assert row["ale_speedup"] == s["coordconv-ale"] / s["coordconv"]
 
 
 def test_bench_train_bad_input(capsys, tmp_path):

@@ -8,6 +8,7 @@ import time
 
 import pytest
 import yaml
+from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.cli import ROOT, error_lines, run_script, subprocess_script
@@ -147,6 +148,24 @@ def test_resume_continues_the_step_axis(capsys, tmp_path):
     first, second = steps_logged(run, "train/learning_rate")
     assert max(first) <= 100 < min(second) and max(second) == 200
     assert len((run / "command.txt").read_text().splitlines()) == 2
+    for csv in (run / "monitor").glob("*.monitor.csv"):  # one header, appended on resume
+        assert csv.read_text().count("#{") == 1
+    load_results(str(run / "monitor"))  # SB3 reads them
+
+
+def test_both_backends_log_the_same_keys(capsys, tmp_path):
+    tags = {}
+    for backend in ("ale", "sb3"):
+        r = train(
+            capsys, tmp_path, "--env", "MsPacman", "--timesteps", "2400", "--vec-env", backend,
+            "--run-name", backend, "--eval-freq", "1200", "--eval-episodes", "1",
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        run = tmp_path / "MsPacman" / backend
+        assert yaml.safe_load((run / "config.yaml").read_text())["vec_env"] == backend
+        acc = EventAccumulator(str(run)).Reload()
+        tags[backend] = set(acc.Tags()["scalars"])
+    assert tags["ale"] == tags["sb3"] and "eval/mean_reward" in tags["ale"]
 
 
 def test_ctrl_c_saves_the_model(tmp_path):
@@ -212,6 +231,8 @@ BAD_TRAIN = [
     (["--env", "MsPacman", "--timesteps", "-5"], "n_timesteps must be a number >= 1, got -5"),
     (["--env", "MsPacman", "--device", "cuda"], "--device cuda"),
     (["--env", "MsPacman", "--set", "learning_rate=linear(1e-3)"], "cannot read schedule"),
+    (["--env", "MsPacman", "--vec-env", "gpu"], "unknown --vec-env 'gpu'; valid: ale, sb3"),
+    (["--env", "MsPacman", "--num-threads", "0"], "--num-threads must be >= 1, got 0"),
     (["--resume", "no/such/run"], "run folder not found: no/such/run"),
     ([], "--env is required"),
 ]
