@@ -88,7 +88,6 @@ class AleVecEnv(VecEnv):
         )
         super().__init__(n_envs, self.ale.single_observation_space, self.ale.single_action_space)
         self._seeds = [seed + i for i in range(n_envs)]
-        self._actions = np.zeros(n_envs, dtype=np.int32)
         self._returns = np.zeros(n_envs)
         self._game_start = np.zeros(n_envs, dtype=np.int64)
         self._lives = np.zeros(n_envs, dtype=np.int64)
@@ -116,8 +115,7 @@ class AleVecEnv(VecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions).reshape(self.num_envs).astype(np.int32)
-        self.ale.send(self._actions)
+        self.ale.send(np.asarray(actions).reshape(self.num_envs).astype(np.int32))
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, reward, terminated, truncated, info = self.ale.recv()
