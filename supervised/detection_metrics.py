@@ -1,0 +1,42 @@
+"""The paper's detection IoU and the digit accuracy of matched boxes (mAP: torchmetrics)."""
+
+from __future__ import annotations
+
+import torch
+from torchvision.ops import box_iou
+
+MATCH_IOU = 0.5  # a detection matches a digit at this IoU or more (class accuracy)
+
+
+def best_ious(
+    pred_boxes: torch.Tensor, true_boxes: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each true box, the IoU of its best-overlapping detection (0 with no detections) and
+    that detection's index (-1 with none)."""
+    if len(pred_boxes) == 0 or len(true_boxes) == 0:
+        n = len(true_boxes)
+        return torch.zeros(n), torch.full((n,), -1, dtype=torch.long)
+    iou, index = box_iou(true_boxes, pred_boxes).max(1)
+    return iou, index
+
+
+def detection_scores(
+    predictions: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]
+) -> dict[str, float]:
+    """mean_iou: the paper's measure, each ground-truth digit's best IoU with a kept detection,
+    averaged over digits; class_accuracy: among digits matched at IoU >= MATCH_IOU, the
+    fraction whose best detection has the right class."""
+    ious, correct, matched = [], 0, 0
+    for pred, true in zip(predictions, targets, strict=True):
+        iou, index = best_ious(pred["boxes"], true["boxes"])
+        ious.append(iou)
+        hit = iou >= MATCH_IOU
+        matched += int(hit.sum())
+        correct += (
+            int((pred["labels"][index[hit]] == true["labels"][hit]).sum()) if hit.any() else 0
+        )
+    all_ious = torch.cat(ious) if ious else torch.zeros(0)
+    return {
+        "mean_iou": all_ious.mean().item() if len(all_ious) else 0.0,
+        "class_accuracy": correct / matched if matched else 0.0,
+    }
