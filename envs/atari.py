@@ -79,6 +79,7 @@ def make_atari_vec_env(
         raise UsageError(f"n_envs must be >= 1, got {n_envs}")
     if backend not in BACKENDS:
         raise UsageError(f"unknown vec env backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    game = resolve_game(env)
     fresh_monitor = True
     if monitor_dir is not None:
         Path(monitor_dir).mkdir(parents=True, exist_ok=True)
@@ -92,14 +93,13 @@ def make_atari_vec_env(
 
         sticky = STICKY_ACTION_PROBABILITY if sticky_actions else 0.0
         return AleVecEnv(
-            resolve_game(env), n_envs, seed, training=training, sticky_probability=sticky,
+            game, n_envs, seed, training=training, sticky_probability=sticky,
             frame_stack=frame_stack, num_threads=num_threads,
             monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
             fresh_monitor=fresh_monitor,
         )  # fmt: skip
     if vec_env not in VEC_ENV_CLASSES:
         raise UsageError(f"unknown vec_env {vec_env!r}; valid: {', '.join(VEC_ENV_CLASSES)}")
-    game = resolve_game(env)
     gym.register_envs(ale_py)
     env_kwargs = {
         "frameskip": 1,

@@ -30,7 +30,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.detection_trainer import DetectionSettings, check_settings, train_detection
+    from supervised.detection_trainer import DetectionSettings, train_detection
 
     settings = DetectionSettings(
         model=args.model,
@@ -45,7 +45,6 @@ def main() -> int:
         visualize=args.visualize,
         progress=not args.no_progress,
     )
-    check_settings(settings)
     r = train_detection(settings, resolve_device(args.device))
     print(
         f"{r['model']} ({r['params']:,} params): mean IoU {r['mean_iou']:.3f}, mAP@0.5 "
