@@ -14,7 +14,7 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 
 ALGOS = {"a2c": A2C, "ppo": PPO}
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "atari"
@@ -118,8 +118,7 @@ def sb3_kwargs(hyperparams: dict[str, Any], algo: str) -> tuple[dict[str, Any], 
     policy_extra: dict[str, Any] = {}
     name = hyperparams.get("optimizer")
     if name is not None:
-        if name not in OPTIMIZERS:
-            raise UsageError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+        check_choice("optimizer", name, OPTIMIZERS)
         policy_extra["optimizer_class"] = OPTIMIZERS[name]
         if hyperparams.get("optimizer_eps") is not None:
             policy_extra["optimizer_kwargs"] = {"eps": float(hyperparams["optimizer_eps"])}

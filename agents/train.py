@@ -27,7 +27,7 @@ from agents.run_dir import (
     write_run_metadata,
 )
 from common.devices import resolve_device
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from common.files import atomic_write_json
 from envs.atari import BACKENDS, default_backend, make_atari_vec_env
 from envs.names import resolve_game
@@ -78,10 +78,8 @@ class TrainResult:
 
 def resolve_config(s: TrainSettings) -> dict[str, Any]:
     """The full run config: run settings plus hyperparameters with every override applied."""
-    if s.algo not in ALGOS:
-        raise UsageError(f"unknown algo {s.algo!r}; valid: {', '.join(ALGOS)}")
-    if s.extractor not in EXTRACTORS:
-        raise UsageError(f"unknown extractor {s.extractor!r}; valid: {', '.join(EXTRACTORS)}")
+    check_choice("algo", s.algo, ALGOS)
+    check_choice("extractor", s.extractor, EXTRACTORS)
     policy_kwargs_for(s.extractor, s.with_r)  # rejects --with-r on conv
     for name in ("eval_freq", "eval_episodes", "checkpoint_freq"):
         if getattr(s, name) < 0:
@@ -97,8 +95,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
     sb3_kwargs(hyperparams, s.algo)  # fail on a bad schedule or optimizer before any folder
     game = resolve_game(s.env)
     vec_env = s.vec_env or default_backend(game)
-    if vec_env not in BACKENDS:
-        raise UsageError(f"unknown --vec-env {vec_env!r}; valid: {', '.join(BACKENDS)}")
+    check_choice("--vec-env", vec_env, BACKENDS)
     if s.num_threads is not None and s.num_threads < 1:
         raise UsageError(f"--num-threads must be >= 1, got {s.num_threads}")
     return {

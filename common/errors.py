@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 
@@ -30,3 +30,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}\n")
+
+
+def check_choice(what: str, value: object, valid: Iterable[str]) -> None:
+    """UsageError "unknown <what> <value>; valid: ..." unless `value` is one of `valid`."""
+    valid = list(valid)
+    if value not in valid:
+        raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
+
+
+def check_at_least(what: str, value: float, minimum: float = 1) -> None:
+    """UsageError "<what> must be >= <minimum>, got <value>" unless value >= minimum."""
+    if not value >= minimum:
+        raise UsageError(f"{what} must be >= {minimum}, got {value}")

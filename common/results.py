@@ -48,7 +48,8 @@ def write_benchmark(
     note: str = "",
 ) -> None:
     """Record one benchmark run: this device's section of `out` (markdown, with the machine and
-    the exact command) and the raw rows in `<out stem>_<device type>.json` beside it."""
+    the exact command) and the raw rows in `<out stem>_<device type>.json` beside it; print the
+    table and summary."""
     machine = describe_device(device)
     command = " ".join(["python", script, *argv])
     body = (
@@ -61,3 +62,5 @@ def write_benchmark(
         out.with_name(f"{out.stem}_{device.type}.json"),
         {"device": machine, "torch": torch.__version__, "command": command, "rows": rows},
     )
+    print(table)
+    print(summary)

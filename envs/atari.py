@@ -25,7 +25,7 @@ from stable_baselines3.common.vec_env import (
     VecTransposeImage,
 )
 
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from envs.names import resolve_game
 
 STICKY_ACTION_PROBABILITY = 0.25  # Machado et al. (2018)
@@ -77,8 +77,7 @@ def make_atari_vec_env(
     """
     if n_envs < 1:
         raise UsageError(f"n_envs must be >= 1, got {n_envs}")
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown vec env backend {backend!r}; valid: {', '.join(BACKENDS)}")
+    check_choice("vec env backend", backend, BACKENDS)
     game = resolve_game(env)
     fresh_monitor = True
     if monitor_dir is not None:
@@ -98,8 +97,7 @@ def make_atari_vec_env(
             monitor_dir=str(monitor_dir) if monitor_dir is not None else None,
             fresh_monitor=fresh_monitor,
         )  # fmt: skip
-    if vec_env not in VEC_ENV_CLASSES:
-        raise UsageError(f"unknown vec_env {vec_env!r}; valid: {', '.join(VEC_ENV_CLASSES)}")
+    check_choice("vec_env", vec_env, VEC_ENV_CLASSES)
     gym.register_envs(ale_py)
     env_kwargs = {
         "frameskip": 1,

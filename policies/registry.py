@@ -6,7 +6,7 @@ from typing import Any
 
 from stable_baselines3.common.torch_layers import NatureCNN
 
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from policies.extractors import CoordConvNatureCNN
 
 # name -> (extractor class, its extra kwargs). `conv` is SB3's NatureCNN itself: the paper's
@@ -26,8 +26,7 @@ def policy_kwargs_for(name: str, with_r: bool = False, **kwargs: Any) -> dict[st
     layers per head, and conv vs CoordConv would differ by more than the coordinate weights.
     Extra keyword arguments (optimizer_class, ...) are passed through.
     """
-    if name not in EXTRACTORS:
-        raise UsageError(f"unknown extractor {name!r}; valid: {', '.join(EXTRACTORS)}")
+    check_choice("extractor", name, EXTRACTORS)
     cls, extractor_kwargs = EXTRACTORS[name]
     if with_r:
         if cls is NatureCNN:

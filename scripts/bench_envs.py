@@ -56,8 +56,6 @@ def main() -> int:
         args.out, PREAMBLE, torch.device("cpu"), "scripts/bench_envs.py", sys.argv[1:], table,
         summary, rows, note=f"; game {game}",
     )  # fmt: skip
-    print(table)
-    print(summary)
     return 0
 
 

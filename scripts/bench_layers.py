@@ -52,8 +52,6 @@ def main() -> int:
     write_benchmark(
         args.out, PREAMBLE, device, "scripts/bench_layers.py", sys.argv[1:], table, summary, rows
     )
-    print(table)
-    print(summary)
     return 0
 
 

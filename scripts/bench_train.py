@@ -75,8 +75,6 @@ def main() -> int:
         rows,
         note=f"; game {rows[0]['env']}",
     )
-    print(table)
-    print(summary)
     return 0
 
 

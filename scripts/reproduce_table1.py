@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from common.errors import ArgumentParser, UsageError, run_cli
+from common.reproduce import add_reproduce_args, check_reproduce_args, progress_bar
 
 PREAMBLE = """# Table 1: conv vs CoordConv on the Not-so-Clevr toy tasks
 
@@ -29,21 +30,14 @@ pixel (supervised/toy_models.py says why).
 
 def main() -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", default="quick", help="quick (CPU, < 15 min) or full (release)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per cell (1)")
+    add_reproduce_args(p, "docs/results/table1.md", 1, "quick (CPU, < 15 min) or full (release)")
     p.add_argument("--tasks", default="classification,regression,rendering", help="comma list")
     p.add_argument("--max-epochs", type=int, help="cap every run's epochs (smoke runs)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
-    p.add_argument("--out", default="docs/results/table1.md", help="markdown file to update")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args()
     from supervised.table1 import BUDGETS, markdown_table, run_grid
     from supervised.toy_models import TASKS
 
-    if args.budget not in BUDGETS:
-        raise UsageError(f"unknown --budget {args.budget!r}; valid: {', '.join(BUDGETS)}")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    check_reproduce_args(args, BUDGETS)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     unknown = [t for t in tasks if t not in TASKS]
     if unknown or not tasks:
@@ -53,14 +47,12 @@ def main() -> int:
 
     import time
 
-    from tqdm import tqdm
-
     from common.devices import resolve_device
     from common.results import write_benchmark
 
     device = resolve_device(args.device)
     start = time.perf_counter()
-    bar = lambda it: tqdm(list(it), desc="table1", disable=args.no_progress)  # noqa: E731
+    bar = progress_bar(args, "table1")
     results = run_grid(args.budget, args.seeds, device, bar, tasks, args.max_epochs)
     minutes = (time.perf_counter() - start) / 60
     table = markdown_table(results)
@@ -77,8 +69,6 @@ def main() -> int:
         results,
         note=f"; budget {args.budget}",
     )
-    print(table)
-    print(summary)
     return 0
 
 

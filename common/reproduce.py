@@ -1,0 +1,29 @@
+"""What every reproduce_* script shares: a budget, seeds, a device, a results page, a bar."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Mapping
+
+from common.errors import check_at_least, check_choice
+
+
+def add_reproduce_args(p: argparse.ArgumentParser, out: str, seeds: int, budgets: str) -> None:
+    """--budget, --seeds, --device, --out and --no-progress; `budgets` describes the budgets."""
+    p.add_argument("--budget", default="quick", help=budgets)
+    p.add_argument("--seeds", type=int, default=seeds, help=f"seeds per cell ({seeds})")
+    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    p.add_argument("--out", default=out, help=f"markdown file to update ({out})")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def check_reproduce_args(args: argparse.Namespace, budgets: Mapping) -> None:
+    check_choice("--budget", args.budget, budgets)
+    check_at_least("--seeds", args.seeds)
+
+
+def progress_bar(args: argparse.Namespace, desc: str) -> Callable[[Iterable], Iterable]:
+    """A tqdm bar over a run list, silent with --no-progress."""
+    from tqdm import tqdm
+
+    return lambda it: tqdm(list(it), desc=desc, disable=args.no_progress)

@@ -1,0 +1,48 @@
+"""Time a detector training step (forward+backward, batch 16) with torchvision's RoIAlign and
+with the separable RoIAlign the detector uses on the CPU (supervised/roi_align.py), side by side.
+Updates this device's section of docs/results/detection_speed.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from common.errors import ArgumentParser, check_at_least, run_cli
+
+PREAMBLE = """# Detection training-step speed: torchvision's RoIAlign vs the separable one
+
+Median milliseconds per Faster R-CNN training step (forward+backward, 16 field-of-MNIST
+canvases, 128 RoIs per image), the two poolers timed in interleaved rounds on the same batch
+and weights (`scripts/bench_detection.py`). On the CPU the detector pools through
+`roi_align_separable` (supervised/roi_align.py), equal to torchvision's `roi_align` to 1e-5 in
+values and gradients (tests/test_detection.py); on CUDA it uses torchvision's kernels.
+"""
+
+
+def main() -> int:
+    p = ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cpu", help="cpu|cuda|auto (cpu)")
+    p.add_argument("--batch-size", type=int, default=16, help="canvases per step (16)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds (5)")
+    p.add_argument("--out", default="docs/results/detection_speed.md", help="markdown to update")
+    args = p.parse_args()
+    check_at_least("--batch-size", args.batch_size)
+    check_at_least("--rounds", args.rounds)
+
+    from common.devices import resolve_device
+    from common.results import write_benchmark
+    from supervised.detection_speed import markdown_table, time_steps
+    from supervised.detector import MODELS
+
+    device = resolve_device(args.device)
+    rows = [time_steps(m, device, args.batch_size, args.rounds) for m in MODELS]
+    summary = "; ".join(f"{r['model']}: {r['speedup']:.2f}x faster steps" for r in rows)
+    write_benchmark(
+        args.out, PREAMBLE, device, "scripts/bench_detection.py", sys.argv[1:],
+        markdown_table(rows), summary, rows,
+    )  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
