@@ -1,0 +1,236 @@
+"""Train a conv or CoordConv GAN on clevr or square and measure its mode collapse each epoch."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from common.errors import UsageError, check_at_least, check_choice
+from common.files import atomic_path, atomic_write_json
+from supervised.gan_data import DATASETS, FULL_SIZE, GanData, load_gan_data
+from supervised.gan_models import MODELS, build_gan, count_params
+from supervised.mode_collapse import Reference, collapse_scores, reference
+
+REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
+EVAL_NOISE_SEED = 2018  # the same evaluation z for every run: a fixed test set for generators
+CHUNK = 250  # images per forward pass when sampling or measuring
+GRID_SAMPLES = 64  # samples.png and the TensorBoard image: an 8x8 grid
+INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
+
+
+@dataclass
+class GanSettings:
+    """One GAN run; the defaults are the release's (batch 16, Adam D 1e-4, G 5e-4, z 256)."""
+
+    data: str = "clevr"
+    model: str = "coordconv"
+    epochs: int = 50
+    images: int | None = None  # None: the whole dataset (clevr 50,000, square 3,136)
+    batch_size: int = 16
+    seed: int = 0
+    lr_d: float = 1e-4
+    lr_g: float = 5e-4
+    beta1: float = 0.5  # DCGAN's Adam beta1; the release does not say otherwise
+    g_steps: int = 2  # generator updates per batch: the release's train_gan.py makes two
+    z_dim: int = 256
+    width: float = 1.0  # hidden-channel multiplier of all four nets (1.0 = the release)
+    eval_samples: int = 1000
+    out: str | None = None
+    progress: bool = True
+
+
+def check_settings(s: GanSettings) -> None:
+    check_choice("data", s.data, DATASETS)
+    check_choice("model", s.model, MODELS)
+    for name in ("epochs", "batch_size", "z_dim", "eval_samples", "g_steps"):
+        check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
+    if s.images is not None:
+        check_at_least("--images", s.images)
+        if s.images > FULL_SIZE[s.data]:
+            raise UsageError(f"--images {s.images}: {s.data} has {FULL_SIZE[s.data]:,} images")
+    for name in ("lr_d", "lr_g", "width"):
+        value = getattr(s, name)
+        if not value > 0 or not math.isfinite(value):
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if not 0 <= s.beta1 < 1:
+        raise UsageError(f"--beta1 must be in [0, 1), got {s.beta1}")
+
+
+def uniform_z(n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
+    """z ~ U(-1, 1), drawn on the CPU so a seed gives the same z on any device."""
+    return torch.rand(n, z_dim, generator=generator) * 2 - 1
+
+
+@torch.no_grad()
+def sample(net: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Generator outputs for `z` in eval mode (BN running statistics), on the CPU."""
+    net.eval()
+    out = torch.cat([net(z[i : i + CHUNK].to(device)).cpu() for i in range(0, len(z), CHUNK)])
+    net.train()
+    return out
+
+
+def real_reference(data: GanData) -> Reference:
+    """The measure's reference: the centres found in up to REFERENCE_IMAGES training images."""
+    n = min(len(data), REFERENCE_IMAGES)
+    return reference((data.batch(range(i, min(i + CHUNK, n))) for i in range(0, n, CHUNK)),
+                     data.name)  # fmt: skip
+
+
+def save_grid(images: torch.Tensor, path: Path, nrow: int) -> None:
+    """A PNG grid of [-1, 1] images, written atomically."""
+    from torchvision.utils import save_image
+
+    with atomic_path(path) as tmp:
+        save_image((images + 1) / 2, tmp, nrow=nrow, padding=2, pad_value=0.5, format="png")
+
+
+def interpolation(net: nn.Module, z_dim: int, device: torch.device) -> torch.Tensor:
+    """Rows of images along straight lines in z between random pairs (the paper's figure)."""
+    g = torch.Generator().manual_seed(EVAL_NOISE_SEED + 1)
+    ends = uniform_z(2 * INTERPOLATION_ROWS, z_dim, g).view(INTERPOLATION_ROWS, 2, z_dim)
+    t = torch.linspace(0, 1, INTERPOLATION_STEPS)[None, :, None]
+    z = (1 - t) * ends[:, :1] + t * ends[:, 1:]  # (rows, steps, z_dim)
+    return sample(net, z.reshape(-1, z_dim), device)
+
+
+def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def gan_step(
+    generator: nn.Module,
+    discriminator: nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    g_steps: int,
+) -> tuple[float, float]:
+    """One batch: a D update on real vs G(z), then `g_steps` G updates on the same z, as the
+    release does. Returns the D loss and the last G loss."""
+    fake = generator(z)
+    loss_d = _bce(discriminator(real), True) + _bce(discriminator(fake.detach()), False)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    for g_step in range(g_steps):
+        if g_step > 0:
+            fake = generator(z)  # the first G update reuses the D update's fake: G is unchanged
+        # Non-saturating: G maximises log D(G(z)) rather than minimising log(1 - D(G(z))).
+        loss_g = _bce(discriminator(fake), True)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    return loss_d.item(), loss_g.item()
+
+
+def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
+    """Train one GAN with the non-saturating loss; measure validity, coverage and js on fixed
+    evaluation z each epoch. Writes TensorBoard events, OUT/checkpoint.pt (each epoch and on
+    Ctrl-C, atomically), and at the end OUT/results.json, OUT/samples.png, OUT/interpolation.png."""
+    check_settings(s)
+    torch.manual_seed(s.seed)
+    data = load_gan_data(s.data, s.images, s.seed)
+    ref = real_reference(data)
+    generator, discriminator = build_gan(s.model, data.channels, s.z_dim, s.width)
+    generator, discriminator = generator.to(device), discriminator.to(device)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=s.lr_g, betas=(s.beta1, 0.999))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=s.lr_d, betas=(s.beta1, 0.999))
+    out = Path(s.out) if s.out else None
+    writer = None
+    if out is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out))
+    shuffle = torch.Generator().manual_seed(s.seed)
+    noise = torch.Generator().manual_seed(s.seed + 1)
+    eval_z = uniform_z(s.eval_samples, s.z_dim, torch.Generator().manual_seed(EVAL_NOISE_SEED))
+
+    def save_checkpoint(epoch: int, finished: bool) -> None:
+        if out is None:
+            return
+        state = {
+            "epoch": epoch,
+            "finished": finished,
+            "generator": generator.state_dict(),
+            "discriminator": discriminator.state_dict(),
+            "opt_g": opt_g.state_dict(),
+            "opt_d": opt_d.state_dict(),
+            "settings": asdict(s),
+        }
+        with atomic_path(out / "checkpoint.pt") as tmp:
+            torch.save(state, tmp)
+
+    history: list[dict[str, float]] = []
+    step, epoch = 0, 0
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, s.epochs + 1):
+            order = torch.randperm(len(data), generator=shuffle)
+            bar = tqdm(range(0, len(data), s.batch_size), desc=f"{s.model} epoch {epoch}",
+                       disable=not s.progress)  # fmt: skip
+            sums = {"loss_d": 0.0, "loss_g": 0.0}
+            for i in bar:
+                real = data.batch(order[i : i + s.batch_size]).to(device)
+                z = uniform_z(len(real), s.z_dim, noise).to(device)
+                d, g = gan_step(generator, discriminator, opt_g, opt_d, real, z, s.g_steps)
+                step += 1
+                if not (math.isfinite(d) and math.isfinite(g)):
+                    raise RuntimeError(f"non-finite loss at step {step}: D {d}, G {g}")
+                sums["loss_d"] += d
+                sums["loss_g"] += g
+                if writer is not None:
+                    writer.add_scalar("loss/d", d, step)
+                    writer.add_scalar("loss/g", g, step)
+                bar.set_postfix(d=f"{d:.3f}", g=f"{g:.3f}")
+            samples = sample(generator, eval_z, device)
+            scores = collapse_scores(samples, ref)
+            steps = len(bar)
+            history.append({"epoch": epoch, **{k: v / steps for k, v in sums.items()}, **scores})
+            if writer is not None:
+                for name, value in scores.items():
+                    writer.add_scalar(f"measure/{name}", value, epoch)
+                from torchvision.utils import make_grid
+
+                grid = make_grid((samples[:GRID_SAMPLES] + 1) / 2, nrow=8, pad_value=0.5)
+                writer.add_image("samples", grid, epoch)
+            save_checkpoint(epoch, finished=epoch == s.epochs)
+    except KeyboardInterrupt:
+        save_checkpoint(epoch, finished=False)
+        raise
+    finally:
+        if writer is not None:
+            writer.close()
+    seconds = time.perf_counter() - start
+    result = {
+        "model": s.model,
+        "data": s.data,
+        "params_g": count_params(generator),
+        "params_d": count_params(discriminator),
+        "epochs": s.epochs,
+        "images": len(data),
+        "steps": step,
+        "seconds": seconds,
+        **history[-1],
+        "seed": s.seed,
+        "device": str(device),
+        "settings": {k: v for k, v in asdict(s).items() if k not in ("out", "progress")},
+        "history": history,
+    }
+    del result["epoch"]
+    if out is not None:
+        atomic_write_json(out / "results.json", result)
+        save_grid(samples[:GRID_SAMPLES], out / "samples.png", nrow=8)
+        save_grid(interpolation(generator, s.z_dim, device), out / "interpolation.png",
+                  nrow=INTERPOLATION_STEPS)  # fmt: skip
+    return result
