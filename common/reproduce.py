@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 from collections.abc import Callable, Iterable, Mapping
 
 from common.errors import check_at_least, check_choice
@@ -27,3 +28,11 @@ def progress_bar(args: argparse.Namespace, desc: str) -> Callable[[Iterable], It
     from tqdm import tqdm
 
     return lambda it: tqdm(list(it), desc=desc, disable=args.no_progress)
+
+
+def seed_cell(values: list[float], digits: int = 3) -> str:
+    """A table cell: the mean over seeds, with the min-max range when there are several."""
+    mean = statistics.mean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"

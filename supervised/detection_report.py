@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from common.reproduce import seed_cell
 from supervised.detection_trainer import DetectionSettings, train_detection
 from supervised.detector import MODELS
 
@@ -37,13 +38,6 @@ def run_pair(
     ]
 
 
-def _cell(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
 def markdown_table(results: list[dict[str, Any]]) -> tuple[str, str]:
     """A row per model (mean, min-max over seeds) and a summary with the IoU gain per seed."""
     by_model = {m: [r for r in results if r["model"] == m] for m in MODELS}
@@ -53,7 +47,7 @@ def markdown_table(results: list[dict[str, Any]]) -> tuple[str, str]:
         "|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     for model, runs in by_model.items():
-        cells = " | ".join(_cell([r[k] for r in runs]) for k in METRICS)
+        cells = " | ".join(seed_cell([r[k] for r in runs]) for k in METRICS)
         seconds = statistics.mean(r["seconds"] for r in runs)
         lines.append(
             f"| {model} | {runs[0]['params']:,} | {cells} | {runs[0]['epochs']} "

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from common.reproduce import seed_cell
 from supervised.gan_data import FULL_SIZE, load_gan_data
 from supervised.gan_models import MODELS
 from supervised.gan_trainer import GanSettings, check_settings, real_reference, train_gan
@@ -64,13 +65,6 @@ def run_pair(
     return rows
 
 
-def _cell(values: list[float]) -> str:
-    mean = statistics.mean(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
 def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
     """A row per model and one for held-out real data (mean, min-max over seeds), and a summary
     that compares the two GANs seed by seed."""
@@ -80,7 +74,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
     ]
     by_model = {m: [r for r in rows if r["model"] == m] for m in ("real data", *MODELS)}
     for model, runs in by_model.items():
-        cells = " | ".join(_cell([r[k] for r in runs]) for k in METRICS)
+        cells = " | ".join(seed_cell([r[k] for r in runs]) for k in METRICS)
         if model == "real data":
             lines.append(f"| real data (held out) | - | - | {cells} | - | {len(runs)} |")
             continue

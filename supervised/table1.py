@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
+from common.reproduce import seed_cell
 from supervised.not_so_clevr import SPLITS
 from supervised.toy_models import MODELS, TASKS
 from supervised.toy_trainer import ToySettings, train_toy
@@ -73,13 +73,6 @@ def run_grid(
     return results
 
 
-def _spread(values: list[float], digits: int) -> str:
-    mean = statistics.mean(values)
-    if len(values) == 1:
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def markdown_table(results: list[dict[str, Any]]) -> str:
     """One row per (task, split, model): our test metric (mean, min-max over seeds), the paper's
     claim, parameters, epochs run and the time to target."""
@@ -95,11 +88,11 @@ def markdown_table(results: list[dict[str, Any]]) -> str:
         metric = runs[0]["metric"]
         values = [r["test"][metric] for r in runs]
         reached = [r["seconds_to_target"] for r in runs if r["seconds_to_target"] is not None]
-        seconds = _spread(reached, 1) if reached else "-"
-        epochs = _spread([float(r["epochs"]) for r in runs], 2)
+        seconds = seed_cell(reached, 1) if reached else "-"
+        epochs = seed_cell([float(r["epochs"]) for r in runs], 2)
         lines.append(
             f"| {task} | {split} | {model} | {runs[0]['params']:,} | {metric} "
-            f"{_spread(values, 3)} | {PAPER[(task, model, split)]} | {epochs} "
+            f"{seed_cell(values, 3)} | {PAPER[(task, model, split)]} | {epochs} "
             f"| {len(reached)}/{len(runs)} | {seconds} |"
         )
     return "\n".join(lines)
