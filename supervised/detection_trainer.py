@@ -12,7 +12,7 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from tqdm import tqdm
 
-from common.errors import UsageError, check_choice
+from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_path, atomic_write_json
 from supervised.detection_metrics import detection_scores
 from supervised.detector import MODELS, build_detector
@@ -46,8 +46,7 @@ class DetectionSettings:
 def check_settings(s: DetectionSettings) -> None:
     check_choice("model", s.model, MODELS)
     for name in ("epochs", "train_images", "val_images", "batch_size"):
-        if getattr(s, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(s, name)}")
+        check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
     if not s.lr > 0 or not math.isfinite(s.lr):
         raise UsageError(f"--lr must be a positive number, got {s.lr}")
     if s.visualize < 0:

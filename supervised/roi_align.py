@@ -6,7 +6,7 @@ ratio is separable: each output bin averages bilinear samples on a regular grid,
 `Wy @ F @ Wx^T` with per-RoI interpolation matrices along y and x, and its backward is two more
 matrix products. `roi_align_separable` computes exactly that (torchvision's aligned=False rules,
 edge clamping included); tests/test_detection.py checks values and gradients against
-torchvision's op, and scripts/bench_layers-style timing is in docs/results/detection.md.
+torchvision's op; scripts/bench_detection.py times both (docs/results/detection_speed.md).
 On CUDA the pooler defers to torchvision's `MultiScaleRoIAlign`, whose kernels are fast there.
 """
 
