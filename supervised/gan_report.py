@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from common.reproduce import seed_cell
+from common.reproduce import run_models, seed_cell
 from supervised.gan_data import FULL_SIZE, load_gan_data
 from supervised.gan_models import MODELS
 from supervised.gan_trainer import GanSettings, check_settings, real_reference, train_gan
@@ -60,9 +60,7 @@ def run_pair(
     reference row."""
     base = budget_settings(budget, **overrides)
     rows = [real_data_scores(replace(base, seed=seed)) for seed in range(seeds)]
-    runs = [(seed, model) for seed in range(seeds) for model in MODELS]
-    rows += [train_gan(replace(base, model=m, seed=seed), device) for seed, m in progress(runs)]
-    return rows
+    return rows + run_models(train_gan, base, MODELS, seeds, device, progress)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, str]:

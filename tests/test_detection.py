@@ -143,9 +143,15 @@ def test_reproduce_detection_smoke(capsys, tmp_path):
     out = tmp_path / "detection.md"
     r = run_script(
         capsys, "reproduce_detection.py", "--seeds", "1", "--epochs", "1", "--train-images",
-        "16", "--val-images", "8", "--device", "cpu", "--no-progress", "--out", out,
+        "16", "--val-images", "8", "--visualize", "2", "--device", "cpu", "--no-progress",
+        "--out", out,
     )  # fmt: skip
     assert r.code == 0, r.err
+    for model in ("conv", "coordconv"):
+        assert (tmp_path / f"detection_{model}_s0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "detection.md", "detection_conv_s0.png", "detection_coordconv_s0.png", "detection_cpu.json"
+    ]  # fmt: skip
     text = out.read_text()
     assert text.startswith("# Detection") and "## cpu: " in text
     assert "| conv | 497,188 |" in text and "| coordconv | 499,436 |" in text
