@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from common.errors import check_at_least, check_choice
@@ -52,3 +55,21 @@ def run_models(
     seed gives every model the same data."""
     runs = [(seed, model) for seed in range(seeds) for model in models]
     return [train(replace(base, model=m, seed=seed), device) for seed, m in progress(runs)]
+
+
+def keeping_files(
+    train: Callable[[Any, Any], dict[str, Any]], stem: Path, files: Mapping[str, str]
+) -> Callable[[Any, Any], dict[str, Any]]:
+    """`train` run in a temporary folder (settings.out), keeping only `files`: each run's
+    <name> moves to <stem>_<model>_s<seed><suffix> for each name -> suffix."""
+
+    def run(s: Any, device: Any) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = train(replace(s, out=tmp), device)
+            for name, suffix in files.items():
+                shutil.move(
+                    Path(tmp) / name, stem.with_name(f"{stem.name}_{s.model}_s{s.seed}{suffix}")
+                )
+        return result
+
+    return run

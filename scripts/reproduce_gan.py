@@ -31,12 +31,24 @@ the models did not train on (clevr: a fresh draw; square: a random subset of the
 best a generator can score with this many samples. Values are the mean over seeds with the min-max
 range. Produced by `scripts/reproduce_gan.py`.
 
-What the quick budget means: the 3,136 Not-so-Clevr squares (every position once), 4 epochs
-(784 steps), nets at a quarter of the release's width, two seeds. That is far short of the
-release's 156,000 steps: it shows where each GAN stands early, not where it converges. In CPU
-trials at this scale the CoordConv GAN had not begun to draw objects (on squares or on clevr,
-also with a lower G rate or a weaker D), so this page cannot test the paper's claim; the full
-budget needs a GPU.
+The CoordConv generator's first layer starts from a balanced init, the one change from the
+release (supervised/gan_models.py): its z columns are He-normal over z's fan-in and its two
+coordinate columns over their own, where the release used one fan-in of 258 for all, which gives
+position 2/258 of the layer's variance. With the release's init this page's quick table drew no
+square in 784 steps (commit 50c7eac: CoordConv validity 0.003, coverage 0.008);
+`train_gan.py --coord-init release` keeps it.
+
+What the quick budget means: the 3,136 Not-so-Clevr squares (every position once, so a
+generator without collapse spreads its squares evenly), 6 epochs (1,176 steps), nets at a
+quarter of the release's width, two seeds. That is far short of the release's 156,000 steps: it
+shows where each GAN stands early, not where it converges.
+
+Pictures (`--pictures`, committed for the quick run): gan_<model>_s<seed>_samples.png holds 64
+samples from the fixed evaluation z, gan_<model>_s<seed>_interpolation.png rows of samples along
+straight lines in z between random pairs (the paper's figure). In the quick run the conv GAN
+draws one square in the same place for every z; the CoordConv GAN draws its objects all over
+the canvas and moves them smoothly along each line in z, though about 4 samples in 10 are not
+yet a plausible square (a blob too small or too thin, or in two pieces: its validity).
 """
 
 
@@ -47,6 +59,9 @@ def main() -> int:
     p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")
     p.add_argument("--images", type=int, help="override the budget's training images")
     p.add_argument("--eval-samples", type=int, help="override the 1,000 samples measured")
+    p.add_argument("--pictures", action="store_true", help="keep each run's sample grid and "
+                   "latent interpolations as <out stem>_<model>_s<seed>_samples.png and "
+                   "..._interpolation.png beside --out")  # fmt: skip
     args = p.parse_args()
     from supervised.gan_report import BUDGETS, budget_settings, markdown_table, run_pair
 
@@ -62,7 +77,11 @@ def main() -> int:
 
     device = resolve_device(args.device)
     start = time.perf_counter()
-    rows = run_pair(args.budget, args.seeds, device, progress_bar(args, "gan"), **overrides)
+    from pathlib import Path
+
+    pictures = Path(args.out).with_suffix("") if args.pictures else None
+    bar = progress_bar(args, "gan")
+    rows = run_pair(args.budget, args.seeds, device, bar, pictures, **overrides)
     minutes = (time.perf_counter() - start) / 60
     table, comparison = markdown_table(rows)
     summary = (

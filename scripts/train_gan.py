@@ -28,6 +28,9 @@ def main() -> int:
     p.add_argument("--g-steps", type=int, default=2, help="G updates per batch (2, as released)")
     p.add_argument("--z-dim", type=int, default=256, help="latent size, z ~ U(-1, 1) (256)")
     p.add_argument("--width", type=float, default=1.0, help="hidden-channel multiplier (1.0)")
+    p.add_argument("--coord-init", default="balanced",
+                   help="CoordConv G first layer: balanced (z and coordinates each He over their "
+                        "own fan-in) or release (one fan-in for all) (balanced)")  # fmt: skip
     p.add_argument("--eval-samples", type=int, default=1000, help="samples measured per epoch")
     p.add_argument("--seed", type=int, default=0, help="seed of init, data, shuffling and z")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
@@ -50,6 +53,7 @@ def main() -> int:
         g_steps=args.g_steps,
         z_dim=args.z_dim,
         width=args.width,
+        coord_init=args.coord_init,
         eval_samples=args.eval_samples,
         out=args.out or f"runs/gan/{args.data}_{args.model}_s{args.seed}",
         progress=not args.no_progress,

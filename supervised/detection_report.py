@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import statistics
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from common.reproduce import run_models, seed_cell
+from common.reproduce import keeping_files, run_models, seed_cell
 from supervised.detection_trainer import DetectionSettings, train_detection
 from supervised.detector import MODELS
 
@@ -40,17 +37,8 @@ def run_pair(
     base = replace(BUDGETS[budget], progress=False, **overrides)
     train = train_detection
     if base.visualize and pictures is not None:
-        train = partial(_train_with_picture, pictures=pictures)
+        train = keeping_files(train, pictures, {"detections.png": ".png"})
     return run_models(train, base, MODELS, seeds, device, progress)
-
-
-def _train_with_picture(s: DetectionSettings, device: torch.device, pictures: Path) -> dict:
-    # The trainer draws into its run folder; a reproduce run keeps only the picture.
-    with tempfile.TemporaryDirectory() as tmp:
-        result = train_detection(replace(s, out=tmp), device)
-        target = pictures.with_name(f"{pictures.name}_{s.model}_s{s.seed}.png")
-        shutil.move(Path(tmp) / "detections.png", target)
-    return result
 
 
 def markdown_table(results: list[dict[str, Any]]) -> tuple[str, str]:

@@ -5,24 +5,25 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from common.reproduce import run_models, seed_cell
+from common.reproduce import keeping_files, run_models, seed_cell
 from supervised.gan_data import FULL_SIZE, load_gan_data
 from supervised.gan_models import MODELS
 from supervised.gan_trainer import GanSettings, check_settings, real_reference, train_gan
 from supervised.mode_collapse import collapse_scores
 
-# quick: both models, two seeds, on this 2-core CPU in about 15 minutes: the 3,136 squares for 4
-# epochs (784 steps) with nets at a quarter of the release's width. In CPU trials that is enough
-# for the conv GAN to draw squares (collapsed to one place) but not for the CoordConv GAN to draw
-# any, on squares or on clevr (5,000 images, 1,250 steps; also with G lr 1e-4, or one G update
-# and D lr 5e-5); the page says so. full: the release's run, 50,000 clevr images for 50 epochs at
-# the release's width (156,000 steps: a GPU's work).
+# quick: both models, two seeds, on this 2-core CPU in about 17 minutes: the 3,136 squares for 6
+# epochs (1,176 steps) with nets at a quarter of the release's width. In CPU trials at this scale
+# the conv GAN drew squares by step 800-1,400, all in one place; the CoordConv GAN (balanced
+# first-layer init, supervised/gan_models.py) drew scattered squares from step 200. full: the
+# release's run, 50,000 clevr images for 50 epochs at the release's width (156,000 steps: a
+# GPU's work).
 BUDGETS = {
-    "quick": GanSettings(data="square", epochs=4, images=3136, width=0.25, eval_samples=1000),
+    "quick": GanSettings(data="square", epochs=6, images=3136, width=0.25, eval_samples=1000),
     "full": GanSettings(epochs=50, images=50_000, width=1.0, eval_samples=1000),
 }
 METRICS = ("validity", "coverage", "js")
@@ -54,13 +55,19 @@ def run_pair(
     seeds: int,
     device: torch.device,
     progress: Callable[[Iterable], Iterable] = lambda it: it,
+    pictures: Path | None = None,
     **overrides: Any,
 ) -> list[dict[str, Any]]:
     """Both models for each seed (the same seed: the same images), and per seed the real-data
-    reference row."""
+    reference row. With `pictures`, each run's samples.png and interpolation.png land at
+    <pictures>_<model>_s<seed>_samples.png and ..._interpolation.png."""
     base = budget_settings(budget, **overrides)
     rows = [real_data_scores(replace(base, seed=seed)) for seed in range(seeds)]
-    return rows + run_models(train_gan, base, MODELS, seeds, device, progress)
+    train = train_gan
+    if pictures is not None:
+        kept = {"samples.png": "_samples.png", "interpolation.png": "_interpolation.png"}
+        train = keeping_files(train_gan, pictures, kept)
+    return rows + run_models(train, base, MODELS, seeds, device, progress)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> tuple[str, str]:

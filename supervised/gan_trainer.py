@@ -16,7 +16,7 @@ from tqdm import tqdm
 from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_path, atomic_write_json
 from supervised.gan_data import DATASETS, FULL_SIZE, GanData, load_gan_data
-from supervised.gan_models import MODELS, build_gan, count_params
+from supervised.gan_models import COORD_INITS, MODELS, build_gan, count_params
 from supervised.mode_collapse import Reference, collapse_scores, reference
 
 REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
@@ -42,6 +42,7 @@ class GanSettings:
     g_steps: int = 2  # generator updates per batch: the release's train_gan.py makes two
     z_dim: int = 256
     width: float = 1.0  # hidden-channel multiplier of all four nets (1.0 = the release)
+    coord_init: str = "balanced"  # the CoordConv generator's first layer: balanced or release
     eval_samples: int = 1000
     out: str | None = None
     progress: bool = True
@@ -50,6 +51,7 @@ class GanSettings:
 def check_settings(s: GanSettings) -> None:
     check_choice("data", s.data, DATASETS)
     check_choice("model", s.model, MODELS)
+    check_choice("coord-init", s.coord_init, COORD_INITS)
     for name in ("epochs", "batch_size", "z_dim", "eval_samples", "g_steps"):
         check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
     if s.images is not None:
@@ -142,7 +144,7 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
     torch.manual_seed(s.seed)
     data = load_gan_data(s.data, s.images, s.seed)
     ref = real_reference(data)
-    generator, discriminator = build_gan(s.model, data.channels, s.z_dim, s.width)
+    generator, discriminator = build_gan(s.model, data.channels, s.z_dim, s.width, s.coord_init)
     generator, discriminator = generator.to(device), discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=s.lr_g, betas=(s.beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=s.lr_d, betas=(s.beta1, 0.999))

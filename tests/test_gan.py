@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from coordconv import AddCoords, CoordConv2d
 from supervised.gan_data import draw_clevr, load_gan_data
-from supervised.gan_models import TiledCoordConv, build_gan, count_params
+from supervised.gan_models import CoordConvGenerator, TiledCoordConv, build_gan, count_params
 from supervised.gan_trainer import GanSettings, real_reference, train_gan
 from supervised.mode_collapse import collapse_scores, locate
 from tests.cli import error_lines, run_script
@@ -119,6 +119,28 @@ def test_release_widths():
     assert isinstance(discriminator.features[0], CoordConv2d)
 
 
+def _first_layer_ratio(coord_init: str) -> float:
+    """Spread of the first layer's output over the canvas / its spread over z, at init."""
+    torch.manual_seed(0)
+    generator = CoordConvGenerator(256, 1, width=0.25, coord_init=coord_init)
+    with torch.no_grad():
+        h = generator.net[0](torch.rand(64, 256) * 2 - 1)
+    return (h.std(dim=(2, 3)).mean() / h.mean(dim=(2, 3)).std(dim=0).mean()).item()
+
+
+def test_balanced_init_gives_position_the_same_say_as_z():
+    # z columns over fan-in 256 and coordinate columns over fan-in 2: equal variance from each
+    # (z ~ U(-1, 1) and the coordinates in [-1, 1] have about the same second moment).
+    assert 0.8 < _first_layer_ratio("balanced") < 1.25
+    # The release's single fan-in of 258 leaves position ~sqrt(2/256) of z's spread.
+    assert 0.05 < _first_layer_ratio("release") < 0.15
+    weight = CoordConvGenerator(256, 1, width=1.0).net[0].weight
+    assert weight[:, 256:].std().item() == pytest.approx(1.0, rel=0.1)
+    assert weight[:, :256].std().item() == pytest.approx((2 / 256) ** 0.5, rel=0.05)
+    with pytest.raises(ValueError, match="unknown coord_init 'he'; valid: balanced, release"):
+        CoordConvGenerator(256, 1, coord_init="he")
+
+
 def test_fast_first_layer_equals_the_tiled_coordconv():
     torch.manual_seed(0)
     # float64: the two sum the same terms in different orders
@@ -174,6 +196,7 @@ def test_train_gan_cli(capsys, tmp_path):
         (["--images", "0"], "--images must be >= 1, got 0"),
         (["--data", "square", "--images", "4000"], "--images 4000: square has 3,136 images"),
         (["--width", "0"], "--width must be a positive number, got 0.0"),
+        (["--coord-init", "he"], "unknown coord-init 'he'; valid: balanced, release"),
         (["--lr-g", "nan"], "--lr-g must be a positive number, got nan"),
         (["--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
     ],
@@ -189,9 +212,16 @@ def test_reproduce_gan_smoke(capsys, tmp_path):
     out = tmp_path / "gan.md"
     r = run_script(
         capsys, "reproduce_gan.py", "--data", "clevr", "--seeds", "1", "--epochs", "1", "--images",
-        "16", "--eval-samples", "16", "--device", "cpu", "--no-progress", "--out", out,
+        "16", "--eval-samples", "16", "--device", "cpu", "--no-progress", "--pictures", "--out",
+        out,
     )  # fmt: skip
     assert r.code == 0, r.err
+    names = sorted(p.name for p in tmp_path.iterdir())
+    pictures = [f"gan_{m}_s0_{kind}.png" for m in ("conv", "coordconv")
+                for kind in ("interpolation", "samples")]  # fmt: skip
+    assert names == sorted(["gan.md", "gan_cpu.json", *pictures])
+    for name in pictures:
+        assert (tmp_path / name).read_bytes()[:8] == PNG
     text = out.read_text()
     assert text.startswith("# GAN") and "## cpu: " in text
     assert "| real data (held out) | - | - | " in text
