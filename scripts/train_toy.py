@@ -34,6 +34,11 @@ def main() -> int:
         action="store_true",
         help="feed (x, y) as 4..59 as released (default [-1, 1])",
     )
+    p.add_argument(
+        "--interm-loss",
+        help="none or softmax: also train the CoordConv renderer's classifier on the one-hot "
+        "centre, a release option (config default)",
+    )
     p.add_argument("--no-early-stop", action="store_true", help="train every epoch")
     p.add_argument("--out", help="output folder (runs/toy/<task>_<split>_<model>_s<seed>)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -54,6 +59,7 @@ def main() -> int:
         schedule=args.schedule,
         checks_per_epoch=args.checks_per_epoch,
         raw_input=args.raw_input,
+        interm_loss=args.interm_loss,
         target=args.target,
         early_stop=not args.no_early_stop,
         out=args.out,

@@ -50,8 +50,13 @@ class CoordConvRenderer(nn.Module):
         self.paint = nn.Sequential(*layers[:-1])
 
     def forward(self, xy: torch.Tensor) -> torch.Tensor:
-        sharp = self.classifier(xy).softmax(dim=1).view(-1, 1, CANVAS, CANVAS)
-        return self.paint(sharp)
+        return self.forward_with_centre(xy)[0]
+
+    def forward_with_centre(self, xy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(image logits (B, 1, 64, 64), the classifier's centre logits (B, 4096)): the second
+        is what the release's intermediate softmax loss supervises with the one-hot centre."""
+        centre = self.classifier(xy)
+        return self.paint(centre.softmax(dim=1).view(-1, 1, CANVAS, CANVAS)), centre
 
 
 class CoordConvRegressor(nn.Module):

@@ -1,12 +1,21 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from supervised.not_so_clevr import held_out_mask, make_dataset, split_dataset
 from supervised.toy_models import build_model, count_params
-from supervised.toy_trainer import ToySettings, model_input, task_metrics, train_toy
+from supervised.toy_trainer import (
+    ToySettings,
+    model_input,
+    resolve_settings,
+    task_metrics,
+    train_toy,
+    training_loss,
+)
 from tests.cli import error_lines, run_script
 
 
@@ -78,6 +87,23 @@ def test_metrics_by_hand(data):
     shifted = sub.target + torch.tensor([[3 / 64, 4 / 64], [0.0, 0.0]])
     m = task_metrics("regression", shifted, sub)
     assert m["pixel_distance"] == pytest.approx(2.5) and m["accuracy"] == 0.5
+
+
+def test_renderer_intermediate_loss(data):
+    s = resolve_settings(ToySettings("rendering", "uniform", "coordconv"))
+    assert s.interm_loss == "softmax"  # the config's default for the CoordConv renderer
+    torch.manual_seed(0)
+    model = build_model("rendering", "coordconv", "uniform")
+    batch = data.subset(torch.arange(8))
+    x = model_input("rendering", batch)
+    loss, logits = training_loss(s, model, x, batch)
+    render = F.binary_cross_entropy_with_logits(model(x), batch.square)
+    centre = F.cross_entropy(model.classifier(x), batch.label)
+    torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(loss, render + centre)
+    plain, _ = training_loss(resolve_settings(replace(s, interm_loss="none")), model, x, batch)
+    torch.testing.assert_close(plain, render)
+    assert resolve_settings(ToySettings("rendering", "uniform", "conv")).interm_loss == "none"
 
 
 def test_trainer_is_bit_for_bit_repeatable_on_cpu():
@@ -152,6 +178,12 @@ def test_train_toy_cli(capsys, tmp_path):
         (["--task", "regression", "--schedule", "step"], "unknown schedule 'step'; valid: "),
         (["--task", "regression", "--checks-per-epoch", "0"], "--checks-per-epoch must be >= 1"),
         (["--task", "regression", "--device", "cuda"], "--device cuda"),
+        (["--task", "rendering", "--interm-loss", "mse"], "unknown interm-loss 'mse'; valid: "),
+        (
+            ["--task", "rendering", "--model", "conv", "--interm-loss", "softmax"],
+            "--interm-loss softmax needs the CoordConv renderer (--task rendering --model "
+            "coordconv), got rendering/conv",
+        ),
     ],
 )
 def test_train_toy_bad_input(capsys, tmp_path, args, message):
