@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Iterable
 from typing import NoReturn
@@ -43,3 +44,9 @@ def check_at_least(what: str, value: float, minimum: float = 1) -> None:
     """UsageError "<what> must be >= <minimum>, got <value>" unless value >= minimum."""
     if not value >= minimum:
         raise UsageError(f"{what} must be >= {minimum}, got {value}")
+
+
+def check_positive(what: str, value: float) -> None:
+    """UsageError "<what> must be a positive number, got <value>" unless 0 < value < inf."""
+    if not value > 0 or not math.isfinite(value):
+        raise UsageError(f"{what} must be a positive number, got {value}")

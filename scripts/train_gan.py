@@ -39,7 +39,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.gan_trainer import GanSettings, check_settings, train_gan
+    from supervised.gan_trainer import GanSettings, train_gan
 
     settings = GanSettings(
         data=args.data,
@@ -58,7 +58,6 @@ def main() -> int:
         out=args.out or f"runs/gan/{args.data}_{args.model}_s{args.seed}",
         progress=not args.no_progress,
     )
-    check_settings(settings)
     device = resolve_device(args.device)
     try:
         r = train_gan(settings, device)

@@ -12,7 +12,7 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from tqdm import tqdm
 
-from common.errors import UsageError, check_at_least, check_choice
+from common.errors import check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
 from supervised.detection_metrics import detection_scores
 from supervised.detector import MODELS, build_detector
@@ -47,10 +47,8 @@ def check_settings(s: DetectionSettings) -> None:
     check_choice("model", s.model, MODELS)
     for name in ("epochs", "train_images", "val_images", "batch_size"):
         check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
-    if not s.lr > 0 or not math.isfinite(s.lr):
-        raise UsageError(f"--lr must be a positive number, got {s.lr}")
-    if s.visualize < 0:
-        raise UsageError(f"--visualize must be >= 0, got {s.visualize}")
+    check_positive("--lr", s.lr)
+    check_at_least("--visualize", s.visualize, 0)
 
 
 def make_data(s: DetectionSettings) -> tuple[FieldSet, FieldSet]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from common.errors import UsageError, check_choice
+from common.errors import UsageError, check_at_least, check_choice
 from supervised import not_so_clevr
 
 DATASETS = ("clevr", "square")
@@ -108,8 +108,7 @@ def load_gan_data(name: str, n: int | None = None, seed: int = 0) -> GanData:
     """`n` images of dataset `name` (None: its full size: clevr 50,000, square 3,136)."""
     check_choice("data", name, DATASETS)
     n = FULL_SIZE[name] if n is None else n
-    if n < 1:
-        raise UsageError(f"--images must be >= 1, got {n}")
+    check_at_least("--images", n)
     if name == "square" and n > FULL_SIZE["square"]:
         raise UsageError(f"--images {n}: square has {FULL_SIZE['square']:,} images")
     return make_clevr(n, seed) if name == "clevr" else make_square(n, seed)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from common.errors import UsageError, check_at_least, check_choice
+from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
 from supervised.gan_data import DATASETS, FULL_SIZE, GanData, load_gan_data
 from supervised.gan_models import COORD_INITS, MODELS, build_gan, count_params
@@ -59,9 +59,7 @@ def check_settings(s: GanSettings) -> None:
         if s.images > FULL_SIZE[s.data]:
             raise UsageError(f"--images {s.images}: {s.data} has {FULL_SIZE[s.data]:,} images")
     for name in ("lr_d", "lr_g", "width"):
-        value = getattr(s, name)
-        if not value > 0 or not math.isfinite(value):
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        check_positive(f"--{name.replace('_', '-')}", getattr(s, name))
     if not 0 <= s.beta1 < 1:
         raise UsageError(f"--beta1 must be in [0, 1), got {s.beta1}")
 

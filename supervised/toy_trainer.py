@@ -15,7 +15,7 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
-from common.errors import UsageError, check_choice
+from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_write_json
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
 from supervised.toy_models import MODELS, TASKS, build_model, count_params
@@ -85,8 +85,7 @@ def resolve_settings(s: ToySettings) -> ToySettings:
                             for k, v in asdict(s).items()})  # fmt: skip
     if filled.target is None:
         filled.target = SPECS[s.task].target
-    if filled.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {filled.epochs}")
+    check_at_least("--epochs", filled.epochs)
     if filled.schedule is None:
         filled.schedule = "constant"
     check_choice("schedule", filled.schedule, SCHEDULES)
@@ -100,14 +99,10 @@ def resolve_settings(s: ToySettings) -> ToySettings:
         )
     if filled.checks_per_epoch is None:
         filled.checks_per_epoch = 1
-    if filled.checks_per_epoch < 1:
-        raise UsageError(f"--checks-per-epoch must be >= 1, got {filled.checks_per_epoch}")
-    if filled.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {filled.batch_size}")
-    if not filled.lr > 0 or not math.isfinite(filled.lr):
-        raise UsageError(f"--lr must be a positive number, got {filled.lr}")
-    if not filled.l2 >= 0:
-        raise UsageError(f"--l2 must be >= 0, got {filled.l2}")
+    check_at_least("--checks-per-epoch", filled.checks_per_epoch)
+    check_at_least("--batch-size", filled.batch_size)
+    check_positive("--lr", filled.lr)
+    check_at_least("--l2", filled.l2, 0)
     return filled
 
 
