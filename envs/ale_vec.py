@@ -2,18 +2,36 @@
 
 Same protocol as the `sb3` backend in envs/atari.py: up to 30 no-ops on reset, frame skip 4 with
 a max over the last two frames, 84x84 grayscale, `frame_stack` frames channel first, fire on
-reset where the game has FIRE, no sticky actions unless asked. In training a lost life is a
-terminal for the agent while the game goes on, and rewards are clipped to {-1, 0, 1}.
+reset where the game has FIRE, no sticky actions unless asked, a 108,000-frame cap per game. In
+training a lost life is a terminal for the agent while the game goes on, and rewards are clipped
+to {-1, 0, 1}.
 
 What SB3's own wrappers would have added, done here because AtariVectorEnv is not a gymnasium
 env that SB3 could wrap: `info["episode"] = {"r", "l", "t"}` at the end of every full game with
 the unclipped score (what SB3's Monitor reports), `terminal_observation` and
-`TimeLimit.truncated` on the step a sub-env finishes, and reward clipping (np.sign, as
-ClipRewardEnv) applied after the raw score is counted. Episode lengths count emulator frames,
-as the Monitor under AtariWrapper does (about 4 per agent step, no-ops included).
+`TimeLimit.truncated` on the step a sub-env finishes, reward clipping (np.sign, as
+ClipRewardEnv) applied after the raw score is counted, and in training, on games with FIRE, the
+steps SB3's EpisodicLifeEnv + FireResetEnv play after a lost life: NOOP, FIRE, then action 2,
+4 frames each, in place of the agent's next 3 actions to that sub-env (ale-py fires only on a
+real reset, so Breakout would wait for a serve the agent may never make). Episode lengths count
+emulator frames, as the Monitor under AtariWrapper does (about 4 per agent step, no-ops
+included).
 
-Difference from the `sb3` backend: after a lost life VecFrameStack starts the stack afresh,
-while ale-py's stack keeps the frames from before the loss.
+Differences from the `sb3` backend, all measured with ale-py 0.12.1 and SB3 2.9:
+- SB3 plays those 3 steps inside reset, unseen; ale-py steps all sub-envs together, so here they
+  are 3 steps the agent sees, with its actions overridden and any reward they earn. The emulator
+  plays the same actions on the same frames: where always-NOOP Breakout misses every serve, the
+  gap between life-loss terminals is 23 agent steps on `sb3` and 26 here, 104 frames on both.
+- Games without FIRE: after a lost life SB3 plays one hidden NOOP step; here the agent's next
+  action plays at once.
+- After a lost life VecFrameStack starts the stack afresh (zeros and the new frame), while
+  ale-py's stack keeps the frames from before the loss.
+- A reset: SB3 plays 1-30 no-op frames, then on games with FIRE a FIRE and an action-2 step
+  (9-38 frames before the first observation); ale-py plays 0-29 no-op frames, on games with FIRE
+  1 FIRE frame and 0-28 no-ops (1-29 frames).
+- The 108,000-frame cap counts from the game's start on `sb3`, reset frames included, and from
+  the first observation here (after the reset's 0-29 frames), so a capped game lasts 108,000
+  frames there and up to 108,029 here.
 """
 
 from __future__ import annotations
@@ -32,6 +50,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 FRAME_SKIP = 4
 MAX_FRAMES_PER_GAME = 108_000  # ALE v5's cap, as the `sb3` backend's ALE/<Game>-v5 envs have
+NOOP = 0  # the minimal action sets start with NOOP, as SB3's NoopResetEnv asserts
 
 
 def rom_name(game: str) -> str:
@@ -53,7 +72,12 @@ def default_threads() -> int:
 
 
 class AleVecEnv(VecEnv):
-    """`n_envs` copies of `game` stepped by ale-py's threads; sub-env i is seeded seed + i."""
+    """`n_envs` copies of `game` stepped by ale-py's threads; sub-env i is seeded seed + i.
+
+    `max_frames_per_game` caps each game in emulator frames (a game past it is truncated).
+    `life_loss_actions` are the actions that replace the agent's next ones to a sub-env after it
+    loses a life (empty outside training and on games without FIRE).
+    """
 
     def __init__(
         self,
@@ -67,6 +91,7 @@ class AleVecEnv(VecEnv):
         num_threads: int | None = None,
         monitor_dir: str | None = None,
         fresh_monitor: bool = True,
+        max_frames_per_game: int = MAX_FRAMES_PER_GAME,
     ) -> None:
         self.game = game
         self.training = training
@@ -77,7 +102,9 @@ class AleVecEnv(VecEnv):
             num_threads=self.num_threads,
             autoreset_mode="SameStep",  # the final observation in info, as SB3 wants
             repeat_action_probability=sticky_probability,
-            max_num_frames_per_episode=MAX_FRAMES_PER_GAME,
+            # ale-py counts this cap in emulator frames, not agent steps (measured: always-NOOP
+            # Breakout is truncated after 27,000 agent steps).
+            max_num_frames_per_episode=max_frames_per_game,
             stack_num=frame_stack,
             frameskip=FRAME_SKIP,
             noop_max=30,
@@ -87,6 +114,10 @@ class AleVecEnv(VecEnv):
             use_fire_reset=True,
         )
         super().__init__(n_envs, self.ale.single_observation_space, self.ale.single_action_space)
+        self.life_loss_actions = self._life_loss_actions(self.ale.ale.get_action_set(), training)
+        # How many of life_loss_actions each sub-env has played since its last lost life: all
+        # of them (none left to play) until a life is lost.
+        self._played = np.full(n_envs, len(self.life_loss_actions))
         self._seeds = [seed + i for i in range(n_envs)]
         self._returns = np.zeros(n_envs)
         self._game_start = np.zeros(n_envs, dtype=np.int64)
@@ -104,6 +135,17 @@ class AleVecEnv(VecEnv):
                 for i in range(n_envs)
             ]
 
+    @staticmethod
+    def _life_loss_actions(action_set: list[ale_py.Action], training: bool) -> tuple[int, ...]:
+        """The actions SB3's AtariWrapper plays after a lost life in place of the agent's: in
+        training, on a game with FIRE, EpisodicLifeEnv's NOOP then FireResetEnv's FIRE and
+        action 2; none otherwise. FireResetEnv presses index 1 after asserting it is FIRE, we
+        look FIRE up; "action 2" is whatever index 2 means in the game (RIGHT in Breakout)."""
+        if not training or ale_py.Action.FIRE not in action_set:
+            return ()
+        actions = (NOOP, action_set.index(ale_py.Action.FIRE), 2)
+        return tuple(a for a in actions if a < len(action_set))
+
     def reset(self) -> np.ndarray:
         seeds = None if self._seeds[0] is None else np.asarray(self._seeds, dtype=np.int64)
         obs, info = self.ale.reset(seed=seeds)
@@ -111,11 +153,20 @@ class AleVecEnv(VecEnv):
         self._returns[:] = 0
         self._game_start[:] = self._frames_before_episode(info)
         self._lives[:] = info["lives"]
+        self._played[:] = len(self.life_loss_actions)
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
-        self.ale.send(np.asarray(actions).reshape(self.num_envs).astype(np.int32))
+        # astype copies, so overriding actions below leaves the caller's array alone.
+        actions = np.asarray(actions).reshape(self.num_envs).astype(np.int32)
+        # ale-py steps every sub-env at once, so the steps SB3 hides inside reset after a lost
+        # life take the place of the agent's next actions to that sub-env.
+        forced = self._played < len(self.life_loss_actions)
+        if forced.any():
+            actions[forced] = np.asarray(self.life_loss_actions)[self._played[forced]]
+            self._played[forced] += 1
+        self.ale.send(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         obs, reward, terminated, truncated, info = self.ale.recv()
@@ -126,6 +177,10 @@ class AleVecEnv(VecEnv):
         # over the sub-env has already reset, so its lives do not drop.
         game_over = truncated | (terminated & (lives >= self._lives))
         self._lives = lives
+        # A lost life (re)starts the life-loss actions; a new game starts with ale-py's own
+        # FIRE, as SB3's real reset does.
+        self._played[terminated & ~game_over] = 0
+        self._played[game_over] = len(self.life_loss_actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{"lives": int(n)} for n in lives]
         for i in np.flatnonzero(dones):
