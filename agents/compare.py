@@ -1,19 +1,33 @@
 """Compare conv and CoordConv runs of one game from their TensorBoard logs.
 
-A run is any folder under the root that holds a ``config.yaml`` (keys ``env``, ``algo``,
-``extractor``, ``with_r``, ``seed``) next to its TensorBoard event files. Runs are grouped by
-(algo, extractor, with_r), labelled e.g. ``a2c conv`` or ``ppo coordconv-all+r``.
+A run is any folder under the root that holds a ``config.yaml`` (as ``agents/train.py`` writes
+it: ``env``, ``algo``, ``extractor``, ``with_r``, ``seed`` and the rest of the resolved config)
+next to its TensorBoard event files.
+
+Groups: runs are grouped by their whole config except the keys in NOT_GROUPED (the seed, and
+settings that cannot change what an agent learns or how it is scored). Hyperparameters are
+flattened to their own names (``learning_rate``; a nested mapping as ``policy_kwargs.net_arch``;
+a name that is also a top-level key keeps the prefix ``hyperparams.``); a key a run lacks is
+absent from its group key, except ``vec_env``, which older runs lack and read as ``sb3``. A
+group's label is ``<algo> <extractor>[+r]``, e.g. ``a2c conv`` or ``ppo coordconv-all+r``; groups
+sharing that label get the keys that tell them apart appended, e.g.
+``a2c conv (learning_rate=0.001)``. The table names every key in which groups differ. Two runs
+with the same seed in one group are refused (UsageError): they are copies, not seeds.
 
 Definitions used in every output:
 
 - Final return of a run: the mean of the tag's values whose step lies in the last 10% of that
-  run's step range, i.e. steps >= last - 0.1 * (last - first).
+  run's step range, i.e. steps >= last - 0.1 * (last - first). Never smoothed.
 - Per group: the mean of its runs' final returns with a Student t 95% confidence interval across
-  seeds (none with one seed), and for 3 seeds or more the interquartile mean (IQM) with a 95%
-  stratified bootstrap percentile interval (rliable, 2000 resamples, fixed seed).
-- Learning curves: each run is linearly interpolated onto 100 evenly spaced steps, from the
-  group's smallest first step to its smallest last step; the band is the t 95% interval across
-  seeds.
+  seeds (none with one seed), and for 5 seeds or more the interquartile mean (IQM) with a 95%
+  stratified bootstrap percentile interval (rliable, 2000 resamples, fixed seed); with fewer
+  seeds the IQM would trim at most one seed per side, so the table says it needs 5 seeds.
+- Learning curves: each run's points are first smoothed by a trailing moving average over
+  ``smooth`` agent steps (each point becomes the mean of the run's points in
+  (step - smooth, step]; 0 turns it off), then linearly interpolated onto 100 evenly spaced
+  steps, from the group's smallest first step to its smallest last step; the plot shows each
+  seed thin, the mean bold and the t 95% band across seeds. Steps are agent steps: with the
+  suite's frame skip of 4, one step is 4 emulator frames.
 
 Event files: every ``events.out.tfevents.*`` in a run folder is read. A resumed run adds a file
 that continues the same step axis; a file that starts after the earlier ones stopped writing
@@ -25,10 +39,11 @@ within one file are all kept: several games can end at the same step. Non-finite
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +51,7 @@ import numpy as np
 import yaml
 
 from agents.run_dir import CONFIG_NAME
-from common.errors import UsageError
+from common.errors import UsageError, check_at_least
 from common.files import atomic_path, atomic_write_json, atomic_write_text
 
 DEFAULT_TAG = "charts/episodic_return"
@@ -46,10 +61,29 @@ FINAL_FRACTION = 0.1
 CURVE_POINTS = 100
 BOOTSTRAP_REPS = 2000
 BOOTSTRAP_SEED = 0
-MIN_SEEDS_FOR_IQM = 3
+# Below 5 seeds the 25% trimmed mean drops at most one seed per side: no robust estimate.
+MIN_SEEDS_FOR_IQM = 5
+# Curves' trailing window in agent steps: 1% of a 10M-step run, one grid step of its curve.
+DEFAULT_SMOOTH = 100_000
+FRAME_SKIP = 4  # emulator frames per agent step in the suite's Atari protocol
+STEPS_LABEL = f"agent steps (1 step = {FRAME_SKIP} frames)"
 MAX_TAGS_LISTED = 10
 EXTRACTOR_ORDER = ("conv", "coordconv", "coordconv-all")
 OUTPUT_NAMES = ("comparison.md", "comparison.json", "comparison.png")
+# Keys of config.yaml that do not split groups: the seed is what a group averages over, and the
+# others cannot change what an agent learns or how it is scored.
+NOT_GROUPED = (
+    "seed",  # the seeds of one configuration are what a group's statistics run across
+    "device",  # cpu or cuda: the same computation, only its speed differs
+    "num_threads",  # ale-py's emulator threads: how fast the same games are stepped
+    "checkpoint_freq",  # how often model files are saved: training does not read them
+    "config_file",  # a path; the hyperparameters it held are in `hyperparams`
+)
+# Keys a group's label already shows; they are not listed again as differences.
+LABEL_KEYS = ("env", "algo", "extractor", "with_r")
+# Values of keys that older runs lack: runs saved before the backend was recorded used SB3's.
+MISSING_DEFAULTS = {"vec_env": "sb3"}
+UNSET = "(unset)"  # how a key that a group's runs lack is shown
 
 FINAL_RETURN_DEFINITION = (
     f"the mean of the tag's values whose step lies in the last {FINAL_FRACTION:.0%} of the "
@@ -84,12 +118,16 @@ class Point:
 
 @dataclass(frozen=True)
 class Run:
-    """One run's config and its merged curve for the compared tag."""
+    """One run's config and its merged curve for the compared tag.
+
+    `settings` is its group key: the flattened config without NOT_GROUPED (see group_settings).
+    """
 
     name: str
     config: RunConfig
     steps: np.ndarray
     values: np.ndarray
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,13 +144,17 @@ def compare_runs(
     out: str | os.PathLike | None = None,
     tag: str = DEFAULT_TAG,
     progress: bool = True,
+    smooth: float = DEFAULT_SMOOTH,
 ) -> Comparison:
     """Compare the runs under `root` on `tag`; write comparison.{md,json,png} into `out`.
 
-    `out` defaults to `root/comparison`. Raises UsageError for a missing root, no runs, a bad
-    config.yaml, or a tag that no run logged. Runs without points for the tag are skipped with a
-    warning on stderr.
+    `out` defaults to `root/comparison`. `smooth` is the curves' trailing window in agent steps
+    (0: none); it changes the PNG only, never a number of the table or the JSON. Raises
+    UsageError, before any output folder is made, for a missing root, no runs, a bad
+    config.yaml, a tag that no run logged, two runs with the same seed in one group, or a
+    negative `smooth`. Runs without points for the tag are skipped with a warning on stderr.
     """
+    check_at_least("--smooth", smooth, 0)
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"run root {str(root)!r} does not exist or is not a folder")
@@ -123,8 +165,10 @@ def compare_runs(
     table = markdown_table(summary)
     out_dir.mkdir(parents=True, exist_ok=True)
     md_name, json_name, png_name = OUTPUT_NAMES
-    png = plot_curves(groups, f"{root.resolve().name}: {tag}", tag, out_dir / png_name)
-    md = atomic_write_text(out_dir / md_name, markdown_report(summary, table, png_name))
+    title = f"{root.resolve().name}: {tag}"
+    png = plot_curves(groups, title, tag, out_dir / png_name, smooth=smooth)
+    report = markdown_report(summary, table, png_name, smooth=smooth)
+    md = atomic_write_text(out_dir / md_name, report)
     js = atomic_write_json(out_dir / json_name, summary)
     return Comparison(summary=summary, table=table, files=(md, js, png))
 
@@ -139,12 +183,22 @@ def find_run_dirs(root: Path) -> list[Path]:
 
 def read_config(path: Path) -> RunConfig:
     """The identifying keys of one config.yaml; UsageError naming the file if unusable."""
+    return _run_config(path, _read_mapping(path))
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    """config.yaml as a mapping; UsageError naming the file if it is not one."""
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         raise UsageError(f"cannot read {path}: {_one_line(err)}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} is not a YAML mapping")
+    return data
+
+
+def _run_config(path: Path, data: Mapping[str, Any]) -> RunConfig:
+    """The identifying keys of a config mapping read from `path`, checked."""
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         keys = ", ".join(repr(k) for k in missing)
@@ -164,6 +218,37 @@ def read_config(path: Path) -> RunConfig:
         with_r=data["with_r"],
         seed=data["seed"],
     )
+
+
+def group_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's group key: its config flattened, without NOT_GROUPED, missing defaults filled.
+
+    Keys of `hyperparams` keep their own names (a name that is also a top-level key is written
+    `hyperparams.<name>`); any other nested mapping is flattened to dotted names. Keys are sorted.
+    """
+    data = {**MISSING_DEFAULTS, **data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        key = str(key)
+        if key in NOT_GROUPED:
+            continue
+        if key == "hyperparams" and isinstance(value, Mapping):
+            for name, hp in value.items():
+                name = str(name)
+                # A hyperparameter named like a run setting must not overwrite or merge with it.
+                _flatten(f"hyperparams.{name}" if name in data else name, hp, flat)
+        else:
+            _flatten(key, value, flat)
+    return dict(sorted(flat.items()))
+
+
+def _flatten(key: str, value: Any, into: dict[str, Any]) -> None:
+    """`value` under `key`, a non-empty mapping as `key.sub` entries, recursively."""
+    if isinstance(value, Mapping) and value:
+        for sub, inner in value.items():
+            _flatten(f"{key}.{sub}", inner, into)
+    else:
+        into[key] = value
 
 
 def read_event_files(run_dir: Path, tag: str) -> tuple[list[list[Point]], set[str]]:
@@ -217,8 +302,11 @@ def load_runs(root: Path, tag: str, progress: bool = True) -> list[Run]:
     run_dirs = find_run_dirs(root)
     if not run_dirs:
         raise UsageError(f"no run folders (with a {CONFIG_NAME}) under {root}")
-    configs = [(d, read_config(d / CONFIG_NAME)) for d in run_dirs]
-    envs = sorted({c.env for _, c in configs})
+    configs = []
+    for run_dir in run_dirs:
+        data = _read_mapping(run_dir / CONFIG_NAME)
+        configs.append((run_dir, _run_config(run_dir / CONFIG_NAME, data), group_settings(data)))
+    envs = sorted({c.env for _, c, _ in configs})
     if len(envs) > 1:
         # Pooling seeds of different games would average incomparable scores.
         raise UsageError(f"runs under {root} mix games ({', '.join(envs)}); pass one game's folder")
@@ -229,7 +317,7 @@ def load_runs(root: Path, tag: str, progress: bool = True) -> list[Run]:
     empty: list[str] = []
     all_tags: set[str] = set()
     # disable=None: tqdm shows the bar only on a terminal, never in logs or captured stderr.
-    for run_dir, config in tqdm(configs, desc="runs", disable=None if progress else True):
+    for run_dir, config, settings in tqdm(configs, desc="runs", disable=None if progress else True):
         segments, tags = read_event_files(run_dir, tag)
         all_tags |= tags
         points = merge_segments(segments)
@@ -239,7 +327,7 @@ def load_runs(root: Path, tag: str, progress: bool = True) -> list[Run]:
             continue
         steps = np.array([p.step for p in points], dtype=np.int64)
         values = np.array([p.value for p in points], dtype=np.float64)
-        runs.append(Run(name=name, config=config, steps=steps, values=values))
+        runs.append(Run(name, config, steps, values, settings))
     if not runs:
         raise UsageError(f"no run under {root} logged tag {tag!r}; {_tags_hint(all_tags)}")
     for name in empty:
@@ -286,7 +374,10 @@ def t_interval(samples: Sequence[float], confidence: float = 0.95) -> tuple[floa
 def iqm_interval(
     samples: Sequence[float], seed: int = BOOTSTRAP_SEED, reps: int = BOOTSTRAP_REPS
 ) -> tuple[float, tuple[float, float]] | None:
-    """Interquartile mean and its 95% stratified bootstrap interval (rliable); None below 3."""
+    """Interquartile mean and its 95% stratified bootstrap interval (rliable).
+
+    None with fewer than MIN_SEEDS_FOR_IQM samples.
+    """
     x = np.asarray(samples, dtype=np.float64)
     if x.size < MIN_SEEDS_FOR_IQM:
         return None
@@ -309,18 +400,74 @@ def iqm_interval(
     return float(points["iqm"][0]), (float(lo), float(hi))
 
 
+# ---------------------------------------------------------------------------- groups
+
+
 def group_runs(runs: Iterable[Run]) -> dict[str, list[Run]]:
-    """Runs by group label, groups in a stable order (algo, extractor, with_r), runs by seed."""
-    by_label: dict[str, list[Run]] = {}
+    """Runs by group label, one group per distinct `settings`, each group's runs by seed.
+
+    Groups come in a stable order: algo, extractor (conv, coordconv, coordconv-all, others by
+    name), with_r, then the values of the keys in which groups differ. Labels are those of
+    `group_labels`. Raises UsageError naming the group and its runs if a seed occurs twice in it.
+    """
+    by_key: dict[tuple, list[Run]] = {}
     for run in runs:
-        by_label.setdefault(run.config.label, []).append(run)
-    for label, members in by_label.items():
-        members.sort(key=lambda r: (r.config.seed, r.name))
-        seeds = [r.config.seed for r in members]
-        for seed in sorted({s for s in seeds if seeds.count(s) > 1}):
-            names = ", ".join(r.name for r in members if r.config.seed == seed)
-            _warn(f"group {label} has seed {seed} more than once ({names}); all are counted")
-    return dict(sorted(by_label.items(), key=lambda item: _group_order(item[1][0].config)))
+        by_key.setdefault(_settings_key(run.settings), []).append(run)
+    groups = list(by_key.values())
+    for group in groups:
+        group.sort(key=lambda r: (r.config.seed, r.name))
+    differing = differing_keys([g[0].settings for g in groups])
+    groups.sort(
+        key=lambda g: (
+            _group_order(g[0].config),
+            tuple(_sort_value(g[0].settings, key) for key in differing),
+        )
+    )
+    labels = group_labels([g[0] for g in groups])
+    for label, group in zip(labels, groups, strict=True):
+        _check_distinct_seeds(label, group)
+    return dict(zip(labels, groups, strict=True))
+
+
+def differing_keys(settings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Sorted keys, other than LABEL_KEYS, whose value (or absence) is not the same in all."""
+    keys = sorted(set().union(*settings) - set(LABEL_KEYS))
+    return [k for k in keys if len({_hashable(s.get(k, _Absent)) for s in settings}) > 1]
+
+
+def group_labels(firsts: Sequence[Run]) -> list[str]:
+    """One label per group, given one run of each: `a2c conv`, with the keys that tell groups
+    of the same base label apart appended, e.g. `a2c conv (learning_rate=0.001, vec_env=ale)`.
+    """
+    by_base: dict[str, list[int]] = {}
+    for i, run in enumerate(firsts):
+        by_base.setdefault(run.config.label, []).append(i)
+    labels = [run.config.label for run in firsts]
+    for base, members in by_base.items():
+        if len(members) < 2:
+            continue
+        keys = differing_keys([firsts[i].settings for i in members])
+        for i in members:
+            labels[i] = f"{base} ({_key_values(firsts[i].settings, keys)})"
+    # Distinct groups can still render alike (the string "1" and the number 1): keep labels
+    # unique, since they key the groups.
+    for i, label in enumerate(labels):
+        if label in labels[:i]:
+            labels[i] = f"{label} #{labels[: i + 1].count(label)}"
+    return labels
+
+
+def _check_distinct_seeds(label: str, runs: Sequence[Run]) -> None:
+    """UsageError naming the group and the runs if two of `runs` (sorted by seed) share a seed."""
+    seeds = [r.config.seed for r in runs]
+    for seed in seeds:
+        if seeds.count(seed) > 1:
+            names = [r.name for r in runs if r.config.seed == seed]
+            listed = ", ".join(names[:-1]) + " and " + names[-1]
+            raise UsageError(
+                f"group {label} has seed {seed} in {len(names)} runs: {listed}; runs of one "
+                "config must have distinct seeds (move or delete the copies)"
+            )
 
 
 def _group_order(config: RunConfig) -> tuple:
@@ -330,29 +477,83 @@ def _group_order(config: RunConfig) -> tuple:
     return (config.algo, rank, config.with_r)
 
 
+class _Absent:
+    """Stands for a key that a run's config lacks (None is a value a config can hold)."""
+
+
+def _hashable(value: Any) -> Any:
+    """A hashable stand-in for a config value; equal values (1 and 1.0) give equal ones."""
+    if isinstance(value, bool):
+        return ("bool", value)  # True == 1 in Python, but `true` and `1` are different settings
+    if isinstance(value, float) and np.isnan(value):
+        return ("nan",)  # nan != nan would put every run with a nan setting in its own group
+    if isinstance(value, list | tuple):
+        return ("list", tuple(_hashable(v) for v in value))
+    if isinstance(value, Mapping):
+        return ("map", tuple(sorted((str(k), _hashable(v)) for k, v in value.items())))
+    return value
+
+
+def _settings_key(settings: Mapping[str, Any]) -> tuple:
+    return tuple(sorted((k, _hashable(v)) for k, v in settings.items()))
+
+
+def _sort_value(settings: Mapping[str, Any], key: str) -> tuple:
+    """Sort key of one setting: unset first, then numbers by value, then the rest as shown."""
+    value = settings.get(key, _Absent)
+    if value is _Absent:
+        return (0, 0.0, "")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (2, 0.0, _render(value))
+
+
+def _render(value: Any) -> str:
+    """A config value as YAML would show it: strings bare, others as JSON (true, null, [1, 2])."""
+    if value is _Absent:
+        return UNSET
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _key_values(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """`k=v, k2=v2` for `keys`, UNSET for one that `settings` lacks."""
+    return ", ".join(f"{k}={_render(settings.get(k, _Absent))}" for k in keys)
+
+
+# ---------------------------------------------------------------------------- summary
+
+
 def summarize(root: Path, tag: str, groups: dict[str, list[Run]]) -> dict[str, Any]:
-    """The numbers of comparison.json: per group, seeds, mean, t CI, IQM and per-run finals."""
+    """The numbers of comparison.json: the keys in which groups differ, and per group its
+    config, seeds, mean, t CI, IQM and per-run finals.
+    """
     env = next(iter(groups.values()))[0].config.env
+    differing = differing_keys([runs[0].settings for runs in groups.values()])
     return {
         "tag": tag,
         "root": str(root),
         "env": env,
         "final_return": FINAL_RETURN_DEFINITION,
-        "groups": [_group_summary(label, runs) for label, runs in groups.items()],
+        "not_grouped": list(NOT_GROUPED),
+        "differing_keys": differing,
+        "groups": [_group_summary(label, runs, differing) for label, runs in groups.items()],
     }
 
 
-def _group_summary(label: str, runs: list[Run]) -> dict[str, Any]:
-    """One group's entry of comparison.json."""
+def _group_summary(label: str, runs: list[Run], differing: Sequence[str]) -> dict[str, Any]:
+    """One group's entry of comparison.json; `distinguishing` omits keys the group lacks."""
     finals = [final_return(r.steps, r.values) for r in runs]
     ci = t_interval(finals)
     iqm = iqm_interval(finals)
     config = runs[0].config
+    settings = dict(runs[0].settings)
     return {
         "label": label,
         "algo": config.algo,
         "extractor": config.extractor,
         "with_r": config.with_r,
+        "distinguishing": {k: settings[k] for k in differing if k in settings},
+        "config": settings,
         "n_seeds": len(runs),
         "mean": float(np.mean(finals)),
         "ci95": list(ci) if ci is not None else None,
@@ -375,30 +576,81 @@ def _group_summary(label: str, runs: list[Run]) -> dict[str, Any]:
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    """One row per group: seeds, final return mean, t 95% CI, IQM [95% CI], run names."""
-    lines = [
-        "| group | seeds | final return mean | 95% CI | IQM [95% CI] | runs |",
-        "|---|---:|---:|---|---|---|",
-    ]
-    for g in summary["groups"]:
+    """One row per group: seeds, final return mean, t 95% CI, IQM [95% CI], final return per
+    seed, (config: the differing keys that vary within one algo), run names; then the line
+    naming the keys in which groups differ.
+    """
+    groups = summary["groups"]
+    in_column, by_algo = _split_differences(groups, summary["differing_keys"])
+    header = ["group", "seeds", "final return mean", "95% CI", "IQM [95% CI]"]
+    header += ["final return per seed"] + (["config"] if in_column else []) + ["runs"]
+    align = ["---", "---:", "---:", "---", "---", "---"] + (["---"] if in_column else []) + ["---"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    for g in groups:
         ci = _fmt_interval(g["ci95"])
-        iqm = "-" if g["iqm"] is None else f"{_fmt(g['iqm'])} {_fmt_interval(g['iqm_ci95'])}"
-        runs = ", ".join(_escape(r["name"]) for r in g["runs"])
-        cells = [_escape(g["label"]), str(g["n_seeds"]), _fmt(g["mean"]), ci, iqm, runs]
+        if g["iqm"] is None:
+            iqm = f"needs {MIN_SEEDS_FOR_IQM} seeds"
+        else:
+            iqm = f"{_fmt(g['iqm'])} {_fmt_interval(g['iqm_ci95'])}"
+        finals = ", ".join(f"s{r['seed']} {_fmt(r['final_return'])}" for r in g["runs"])
+        cells = [_escape(g["label"]), str(g["n_seeds"]), _fmt(g["mean"]), ci, iqm, finals]
+        if in_column:
+            cells.append(_escape(_key_values(g["config"], in_column)))
+        cells.append(", ".join(_escape(r["name"]) for r in g["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n\n" + _differences_line(summary["differing_keys"], by_algo, groups)
 
 
-def markdown_report(summary: dict[str, Any], table: str, png_name: str) -> str:
+def _split_differences(
+    groups: Sequence[dict[str, Any]], differing: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Differing keys that vary among one algo's groups (shown per group), and those that only
+    vary between algos (shown per algo: each algo's own defaults file sets many of them).
+    """
+    by_algo: dict[str, list[Mapping[str, Any]]] = {}
+    for g in groups:
+        by_algo.setdefault(g["algo"], []).append(g["config"])
+    within = {k for configs in by_algo.values() for k in differing_keys(configs)}
+    return [k for k in differing if k in within], [k for k in differing if k not in within]
+
+
+def _differences_line(
+    differing: Sequence[str], by_algo: Sequence[str], groups: Sequence[dict[str, Any]]
+) -> str:
+    """`Groups differ in: ...`, with each algo's value of the keys that differ only by algo."""
+    if not differing:
+        return "Groups differ only in " + ", ".join(LABEL_KEYS[1:]) + "."
+    line = f"Groups differ in: {', '.join(differing)}."
+    per_algo = []
+    for key in by_algo:
+        values = {g["algo"]: _render(g["config"].get(key, _Absent)) for g in groups}
+        per_algo.append(f"{key} ({', '.join(f'{a} {v}' for a, v in values.items())})")
+    if per_algo:
+        line += " Between algos only: " + "; ".join(per_algo) + "."
+    return line
+
+
+def markdown_report(
+    summary: dict[str, Any], table: str, png_name: str, smooth: float = DEFAULT_SMOOTH
+) -> str:
     """comparison.md: what was compared, how the numbers are defined, the table, the curves."""
+    smoothing = (
+        f"each run smoothed by a trailing mean over {_fmt_steps(smooth)} agent steps"
+        if smooth
+        else "not smoothed"
+    )
     return (
         f"# Conv vs CoordConv: {summary['env']}\n\n"
-        f"Runs under `{summary['root']}`, TensorBoard tag `{summary['tag']}`.\n\n"
+        f"Runs under `{summary['root']}`, TensorBoard tag `{summary['tag']}`, grouped by their "
+        f"whole config except {', '.join(NOT_GROUPED)}.\n\n"
         f"Final return of a run: {FINAL_RETURN_DEFINITION}. "
         'The 95% CI is Student t across seeds ("-" with one seed); the IQM (interquartile mean '
         f"across seeds, {MIN_SEEDS_FOR_IQM} seeds or more) has a 95% stratified bootstrap CI "
         f"(rliable, {BOOTSTRAP_REPS} resamples, seed {BOOTSTRAP_SEED}).\n\n"
         f"{table}\n\n"
+        f"Curves: each seed thin, the mean across seeds bold with its t 95% band; {smoothing} "
+        "(the table's numbers never are). Steps are agent steps: 1 step = "
+        f"{FRAME_SKIP} frames.\n\n"
         f"![learning curves, mean and t 95% band across seeds]({png_name})\n"
     )
 
@@ -412,6 +664,11 @@ def _fmt_interval(interval: Sequence[float] | None) -> str:
     return "-" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
 
 
+def _fmt_steps(steps: float) -> str:
+    """100,000 for a whole number of steps, else as given."""
+    return f"{int(steps):,}" if float(steps).is_integer() else f"{steps:g}"
+
+
 def _escape(text: str) -> str:
     """A pipe inside a cell would split the markdown row."""
     return text.replace("|", "\\|")
@@ -420,45 +677,97 @@ def _escape(text: str) -> str:
 # ---------------------------------------------------------------------------- curves
 
 
-def curve_band(runs: Sequence[Run]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Common step grid, mean curve across seeds, and t 95% band (None with one seed)."""
-    from scipy import stats
+def smooth_curve(steps: np.ndarray, values: np.ndarray, window: float) -> np.ndarray:
+    """Trailing moving average in step space: each value becomes the mean of the values whose
+    step lies in (step - window, step], so points at one step all get the same value.
 
+    `window` 0 returns the values unchanged. The result is in the order of `steps`.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if window <= 0 or values.size == 0:
+        return values.copy()
+    order = np.argsort(steps, kind="stable")
+    s = np.asarray(steps, dtype=np.float64)[order]
+    total = np.concatenate([[0.0], np.cumsum(values[order])])
+    lo = np.searchsorted(s, s - window, side="right")
+    hi = np.searchsorted(s, s, side="right")
+    smoothed = np.empty_like(values)
+    smoothed[order] = (total[hi] - total[lo]) / (hi - lo)
+    return smoothed
+
+
+def seed_curves(runs: Sequence[Run], smooth: float = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Common step grid of a group and each run's curve on it (rows), smoothed over `smooth`
+    agent steps first (`smooth_curve`).
+
+    The grid has CURVE_POINTS steps from the group's smallest first step to its smallest last.
+    """
     start = min(int(r.steps.min()) for r in runs)
     stop = min(int(r.steps.max()) for r in runs)
     grid = np.linspace(min(start, stop), stop, CURVE_POINTS)
-    curves = np.stack([np.interp(grid, *_mean_per_step(r)) for r in runs])
+    curves = [
+        np.interp(grid, *_mean_per_step(r.steps, smooth_curve(r.steps, r.values, smooth)))
+        for r in runs
+    ]
+    return grid, np.stack(curves)
+
+
+def curve_band(
+    runs: Sequence[Run], smooth: float = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Common step grid, mean curve across seeds, and t 95% band (None with one seed)."""
+    grid, curves = seed_curves(runs, smooth)
+    return (grid, *_mean_band(curves))
+
+
+def _mean_band(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean over the rows and its t 95% band (None with one row)."""
+    from scipy import stats
+
+    n = curves.shape[0]
     mean = curves.mean(axis=0)
-    if len(runs) < 2:
-        return grid, mean, None
-    half = stats.t.ppf(0.975, len(runs) - 1) * curves.std(axis=0, ddof=1) / np.sqrt(len(runs))
-    return grid, mean, np.stack([mean - half, mean + half])
+    if n < 2:
+        return mean, None
+    half = stats.t.ppf(0.975, n - 1) * curves.std(axis=0, ddof=1) / np.sqrt(n)
+    return mean, np.stack([mean - half, mean + half])
 
 
-def _mean_per_step(run: Run) -> tuple[np.ndarray, np.ndarray]:
+def _mean_per_step(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Strictly increasing steps for np.interp: games ending at the same step are averaged."""
-    steps, inverse = np.unique(run.steps, return_inverse=True)
-    sums = np.bincount(inverse, weights=run.values)
-    return steps.astype(np.float64), sums / np.bincount(inverse)
+    unique, inverse = np.unique(steps, return_inverse=True)
+    sums = np.bincount(inverse, weights=values)
+    return unique.astype(np.float64), sums / np.bincount(inverse)
 
 
-def plot_curves(groups: dict[str, list[Run]], title: str, ylabel: str, path: Path) -> Path:
-    """Mean learning curve and t 95% band per group, saved as a PNG at `path` atomically."""
+def plot_curves(
+    groups: dict[str, list[Run]], title: str, ylabel: str, path: Path, smooth: float = 0
+) -> Path:
+    """Per group: each seed's curve thin, the mean bold over its t 95% band, in one colour;
+    runs smoothed over `smooth` agent steps. Saved as a PNG at `path` atomically.
+    """
     # The object API with the Agg canvas: no pyplot state, no display needed.
+    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.subplots()
-    for label, runs in groups.items():
-        grid, mean, band = curve_band(runs)
-        seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
-        (line,) = ax.plot(grid, mean, label=f"{label} ({seeds})")
+    colors = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, runs) in enumerate(groups.items()):
+        color = colors[i % len(colors)]
+        grid, curves = seed_curves(runs, smooth)
+        mean, band = _mean_band(curves)
+        if len(runs) > 1:  # one seed's thin line would only repeat its mean
+            for curve in curves:
+                ax.plot(grid, curve, color=color, alpha=0.3, linewidth=0.7)
         if band is not None:
-            ax.fill_between(grid, band[0], band[1], color=line.get_color(), alpha=0.2)
+            ax.fill_between(grid, band[0], band[1], color=color, alpha=0.2, linewidth=0)
+        seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
+        ax.plot(grid, mean, color=color, linewidth=2, label=f"{label} ({seeds})")
     ax.set_title(title)
-    ax.set_xlabel("environment steps")
+    note = f"; trailing mean over {_fmt_steps(smooth)} steps" if smooth else ""
+    ax.set_xlabel(STEPS_LABEL + note)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -12,14 +12,19 @@ from scipy import stats
 from torch.utils.tensorboard import SummaryWriter
 
 from agents.compare import (
+    MIN_SEEDS_FOR_IQM,
+    NOT_GROUPED,
     Point,
     Run,
     RunConfig,
     compare_runs,
     curve_band,
     final_return,
+    group_settings,
     iqm_interval,
     merge_segments,
+    seed_curves,
+    smooth_curve,
 )
 from common.errors import UsageError
 
@@ -39,11 +44,26 @@ def _points(tail):
     return list(zip(STEPS, HEAD + list(tail), strict=True))
 
 
-def write_run(run_dir, algo, extractor, seed, segments, with_r=False, env="MsPacman", tag=TAG):
-    """A fake run folder: config.yaml plus one event file per segment of (step, value)."""
+def write_run(
+    run_dir,
+    algo,
+    extractor,
+    seed,
+    segments,
+    with_r=False,
+    env="MsPacman",
+    tag=TAG,
+    hyperparams=None,
+    **settings,
+):
+    """A fake run folder: config.yaml plus one event file per segment of (step, value).
+
+    `hyperparams` entries are added to the config's hyperparams, `settings` to its top level.
+    """
     run_dir.mkdir(parents=True)
     config = {"env": env, "algo": algo, "extractor": extractor, "with_r": with_r, "seed": seed}
-    config["hyperparams"] = {"n_timesteps": 120}  # other keys exist and are ignored
+    config["hyperparams"] = {"n_timesteps": 120, **(hyperparams or {})}
+    config.update(settings)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     for segment in segments:
         writer = SummaryWriter(log_dir=str(run_dir))
@@ -59,7 +79,7 @@ def runs_root(tmp_path_factory):
     """Runs of one game, nested at two depths, with the expected final returns known by hand.
 
     a2c conv: 3 seeds, finals 11, 22, 7 (seed 2 is a resumed run in two event files).
-    a2c coordconv: 4 seeds, finals 30, 41.75 (two games end at step 120), 36, 100.
+    a2c coordconv: 5 seeds, finals 30, 41.75 (two games end at step 120), 36, 100, 33.
     ppo conv: 1 seed with points (final 70) and 1 run without any for the tag (skipped).
     ppo coordconv+r: 2 seeds, finals 50, 60.
     """
@@ -77,6 +97,7 @@ def runs_root(tmp_path_factory):
     )
     write_run(root / "a2c" / "coord_s2", "a2c", "coordconv", 2, [_points([35, 36, 37])])
     write_run(root / "a2c" / "coord_s3", "a2c", "coordconv", 3, [_points([100, 100, 100])])
+    write_run(root / "a2c" / "coord_s4", "a2c", "coordconv", 4, [_points([33, 33, 33])])
     write_run(root / "ppo_conv_s0", "ppo", "conv", 0, [_points([70, 70, 70])])
     write_run(root / "ppo_conv_s1", "ppo", "conv", 1, [_points([1, 1, 1])], tag="other/tag")
     for seed, tail in [(0, [50, 50, 50]), (1, [60, 60, 60])]:
@@ -114,7 +135,7 @@ def test_final_returns_means_and_t_intervals(result):
     summary = result[0].summary
     expected = {
         "a2c conv": [11.0, 22.0, 7.0],
-        "a2c coordconv": [30.0, 41.75, 36.0, 100.0],
+        "a2c coordconv": [30.0, 41.75, 36.0, 100.0, 33.0],
         "ppo coordconv+r": [50.0, 60.0],
     }
     for label, finals in expected.items():
@@ -143,19 +164,21 @@ def test_games_ending_at_the_same_step_all_count(result):
     assert run["n_points"] == len(STEPS) + 1
 
 
-def test_iqm_only_from_three_seeds(result):
+def test_iqm_only_from_five_seeds(result):
+    assert MIN_SEEDS_FOR_IQM == 5
     summary = result[0].summary
     coord = _group(summary, "a2c coordconv")
-    # IQM of 30, 36, 41.75, 100: the middle two.
-    assert coord["iqm"] == pytest.approx((36.0 + 41.75) / 2)
+    # IQM of 30, 33, 36, 41.75, 100: the 25% trimmed mean drops one seed per side.
+    assert coord["iqm"] == pytest.approx((33.0 + 36.0 + 41.75) / 3)
     lo, hi = coord["iqm_ci95"]
     assert 30.0 <= lo <= coord["iqm"] <= hi <= 100.0 and lo < hi
-    conv = _group(summary, "a2c conv")
-    assert conv["iqm"] == pytest.approx(40.0 / 3)  # three seeds: nothing is trimmed
-    assert conv["iqm_ci95"] is not None
-    for label in ("ppo conv", "ppo coordconv+r"):
+    for label in ("a2c conv", "ppo conv", "ppo coordconv+r"):  # 3, 1 and 2 seeds
         assert _group(summary, label)["iqm"] is None
         assert _group(summary, label)["iqm_ci95"] is None
+    rows = {row.split(" | ")[0]: row for row in result[0].table.splitlines()}
+    assert rows["| a2c conv"].split("|")[5].strip() == "needs 5 seeds"
+    assert rows["| a2c coordconv"].split("|")[5].strip().startswith(f"{coord['iqm']:.2f} [")
+    assert iqm_interval([1.0, 2.0, 3.0, 4.0]) is None
 
 
 def test_bootstrap_is_deterministic_and_leaves_the_global_rng_alone():
@@ -187,14 +210,211 @@ def test_json_and_markdown_files(result):
     assert len(rows) == 4
     assert comparison.table.splitlines()[0].startswith("| group | seeds | final return mean |")
     ppo_conv = next(r for r in rows if r.startswith("| ppo conv |"))
-    assert ppo_conv.split("|")[4].strip() == "-" and ppo_conv.split("|")[5].strip() == "-"
+    assert ppo_conv.split("|")[4].strip() == "-"
+    assert ppo_conv.split("|")[5].strip() == "needs 5 seeds"
     assert "a2c/conv_s2" in rows[0]
+    assert "Groups differ only in algo, extractor, with_r." in comparison.table
+    assert comparison.summary["differing_keys"] == []
+    assert list(comparison.summary["not_grouped"]) == list(NOT_GROUPED)
+    assert _group(comparison.summary, "a2c conv")["distinguishing"] == {}
+    assert "trailing mean over 100,000 agent steps" in md
+
+
+def test_markdown_lists_each_seeds_final_return(result):
+    table = result[0].table
+    assert "final return per seed" in table.splitlines()[0]
+    (conv,) = [r for r in table.splitlines() if r.startswith("| a2c conv |")]
+    assert conv.split("|")[6].strip() == "s0 11.00, s1 22.00, s2 7.00"
+    (rs,) = [r for r in table.splitlines() if r.startswith("| ppo coordconv+r |")]
+    assert "s0 50.00, s1 60.00" in rs
 
 
 def test_png_is_written(result):
     png = result[1] / "comparison.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in png.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def _labels(summary):
+    return [g["label"] for g in summary["groups"]]
+
+
+def test_runs_differing_in_a_hyperparameter_are_separate_groups(tmp_path):
+    root = tmp_path / "MsPacman"
+    for seed, lr, final in [(0, 7e-4, 10), (1, 7e-4, 20), (0, 1e-3, 30), (1, 1e-3, 40)]:
+        hp = {"learning_rate": lr}
+        write_run(
+            root / f"lr{lr}_s{seed}", "a2c", "conv", seed, [_points([final] * 3)], hyperparams=hp
+        )
+    hp = {"learning_rate": 7e-4}
+    write_run(root / "coord_s0", "a2c", "coordconv", 0, [_points([50] * 3)], hyperparams=hp)
+    comparison = compare_runs(root, out=tmp_path / "out", progress=False)
+    summary = comparison.summary
+    assert _labels(summary) == [
+        "a2c conv (learning_rate=0.0007)",
+        "a2c conv (learning_rate=0.001)",
+        "a2c coordconv",
+    ]
+    assert [g["mean"] for g in summary["groups"]] == pytest.approx([15.0, 35.0, 50.0])
+    assert summary["differing_keys"] == ["learning_rate"]
+    assert [g["distinguishing"] for g in summary["groups"]] == [
+        {"learning_rate": 7e-4},
+        {"learning_rate": 1e-3},
+        {"learning_rate": 7e-4},
+    ]
+    assert summary["groups"][0]["config"]["n_timesteps"] == 120
+    lines = comparison.table.splitlines()
+    assert lines[0].split("|")[7].strip() == "config"
+    assert lines[4].split("|")[7].strip() == "learning_rate=0.0007"  # a2c coordconv
+    assert "Groups differ in: learning_rate." in comparison.table
+    assert comparison.table in (tmp_path / "out" / "comparison.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("key", "values", "pooled", "alone"),
+    [
+        # An older run without vec_env used SB3's backend: it pools with `vec_env: sb3`.
+        ("vec_env", [None, "sb3", "ale"], "vec_env=sb3", "vec_env=ale"),
+        ("sticky_actions", [False, False, True], "sticky_actions=false", "sticky_actions=true"),
+        ("eval_episodes", [5, 5, 10], "eval_episodes=5", "eval_episodes=10"),
+        # The budget is a hyperparameter; 120.0 (YAML's 1.2e+2) is the same budget as 120.
+        ("n_timesteps", [120, 120.0, 240], "n_timesteps=120", "n_timesteps=240"),
+    ],
+)
+def test_runs_differing_in_one_setting_are_separate_groups(tmp_path, key, values, pooled, alone):
+    """Seeds 0 and 1 share a value, a second seed 0 has another: two groups, no duplicate."""
+    root = tmp_path / "MsPacman"
+    for i, (seed, value, final) in enumerate(zip([0, 1, 0], values, [10, 20, 40], strict=True)):
+        extra = {} if value is None else {key: value}
+        if key == "n_timesteps":
+            extra = {"hyperparams": extra}
+        write_run(root / f"run{i}", "a2c", "conv", seed, [_points([final] * 3)], **extra)
+    comparison = compare_runs(root, out=tmp_path / "out", progress=False)
+    groups = {g["label"]: g for g in comparison.summary["groups"]}
+    assert set(groups) == {f"a2c conv ({pooled})", f"a2c conv ({alone})"}
+    assert groups[f"a2c conv ({pooled})"]["n_seeds"] == 2
+    assert groups[f"a2c conv ({pooled})"]["mean"] == pytest.approx(15.0)
+    assert groups[f"a2c conv ({alone})"]["mean"] == pytest.approx(40.0)
+    assert comparison.summary["differing_keys"] == [key]
+    assert f"Groups differ in: {key}." in comparison.table
+
+
+def test_differences_between_differently_labelled_groups_are_named(tmp_path):
+    """Different labels need no suffix, but a key other than algo, extractor and with_r in
+    which they differ is still named: per group if it varies within one algo, else per algo.
+    """
+    root = tmp_path / "MsPacman"
+    runs = [("a2c", "conv", "sb3", 16), ("a2c", "coordconv", "ale", 16), ("ppo", "conv", "ale", 8)]
+    for algo, extractor, vec_env, n_envs in runs:
+        hp = {"n_envs": n_envs}
+        folder = root / f"{algo}_{extractor}"
+        write_run(folder, algo, extractor, 0, [_points([1] * 3)], hyperparams=hp, vec_env=vec_env)
+    comparison = compare_runs(root, out=tmp_path / "out", progress=False)
+    summary = comparison.summary
+    assert _labels(summary) == ["a2c conv", "a2c coordconv", "ppo conv"]
+    assert summary["differing_keys"] == ["n_envs", "vec_env"]
+    assert summary["groups"][1]["distinguishing"] == {"n_envs": 16, "vec_env": "ale"}
+    table = comparison.table
+    assert [r.split("|")[7].strip() for r in table.splitlines()[2:5]] == [
+        "vec_env=sb3",
+        "vec_env=ale",
+        "vec_env=ale",
+    ]
+    assert table.splitlines()[-1] == (
+        "Groups differ in: n_envs, vec_env. Between algos only: n_envs (a2c 16, ppo 8)."
+    )
+
+
+def test_keys_that_cannot_change_learning_do_not_split_groups(tmp_path):
+    root = tmp_path / "MsPacman"
+    settings = [
+        {"device": "cpu", "num_threads": 2, "checkpoint_freq": 0, "config_file": "a.yaml"},
+        {"device": "cuda", "num_threads": 8, "checkpoint_freq": 100, "config_file": "/b.yaml"},
+        {},
+    ]
+    for seed, extra in enumerate(settings):
+        write_run(root / f"s{seed}", "a2c", "conv", seed, [_points([seed] * 3)], **extra)
+    comparison = compare_runs(root, out=tmp_path / "out", progress=False)
+    assert _labels(comparison.summary) == ["a2c conv"]
+    assert comparison.summary["groups"][0]["n_seeds"] == 3
+    assert comparison.summary["differing_keys"] == []
+
+
+def test_group_settings_flattens_the_config_without_the_seed():
+    config = {
+        "env": "MsPacman",
+        "algo": "a2c",
+        "extractor": "conv",
+        "with_r": False,
+        "seed": 3,
+        "device": "cuda",
+        "num_threads": 4,
+        "checkpoint_freq": 10,
+        "config_file": "configs/atari/a2c.yaml",
+        "sticky_actions": True,
+        "hyperparams": {"learning_rate": 1e-3, "policy_kwargs": {"ortho_init": False}, "env": 1},
+    }
+    assert group_settings(config) == {
+        "algo": "a2c",
+        "env": "MsPacman",
+        "extractor": "conv",
+        "hyperparams.env": 1,  # a hyperparameter named like a run setting keeps its prefix
+        "learning_rate": 1e-3,
+        "policy_kwargs.ortho_init": False,
+        "sticky_actions": True,
+        "vec_env": "sb3",  # runs saved before the backend was recorded used SB3's
+        "with_r": False,
+    }
+    assert set(NOT_GROUPED) == {"seed", "device", "num_threads", "checkpoint_freq", "config_file"}
+
+
+def _two_copies_of_one_seed(root):
+    write_run(root / "a2c_conv_s0", "a2c", "conv", 0, [_points([1, 1, 1])])
+    write_run(root / "a2c_conv_s0_2", "a2c", "conv", 0, [_points([2, 2, 2])])
+    write_run(root / "a2c_conv_s1", "a2c", "conv", 1, [_points([3, 3, 3])])
+
+
+def test_same_seed_twice_in_a_group_is_refused_before_any_output(tmp_path):
+    root = tmp_path / "MsPacman"
+    _two_copies_of_one_seed(root)
+    # The same seed in different groups is fine.
+    write_run(root / "a2c_coordconv_s0", "a2c", "coordconv", 0, [_points([1, 1, 1])])
+    out = tmp_path / "out"
+    with pytest.raises(UsageError) as err:
+        compare_runs(root, out=out, progress=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "group a2c conv has seed 0" in message
+    assert "a2c_conv_s0 and a2c_conv_s0_2" in message
+    assert not out.exists() and not (root / "comparison").exists()
+
+
+def test_smoothing_is_a_trailing_mean_in_step_space():
+    steps = np.array([0, 10, 20, 30, 30])
+    values = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    # Window 15: each point averages the points in (step - 15, step].
+    assert smooth_curve(steps, values, 15) == pytest.approx([0.0, 5.0, 15.0, 30.0, 30.0])
+    assert smooth_curve(steps, values, 0) == pytest.approx(values)
+    assert smooth_curve(steps, values, 1000) == pytest.approx([0.0, 5.0, 10.0, 20.0, 20.0])
+    shuffled = [4, 1, 3, 0, 2]  # points need not come sorted by step
+    expected = smooth_curve(steps, values, 15)[shuffled]
+    assert smooth_curve(steps[shuffled], values[shuffled], 15) == pytest.approx(expected)
+
+
+def test_smoothing_changes_the_curves_but_not_the_table(result, runs_root, tmp_path):
+    config = RunConfig("MsPacman", "a2c", "conv", False, 0)
+    run = Run("a", config, np.array(STEPS), np.array(HEAD + [5.0, 6.0, 10.0]))
+    grid, raw = seed_curves([run])
+    _, smoothed = seed_curves([run], smooth=30)
+    assert raw[0] == pytest.approx(np.interp(grid, STEPS, run.values))
+    # At step 120 the trailing 30 steps (91..120) hold 500, 500, 1000, 5, 6 and 10.
+    assert smoothed[0, -1] == pytest.approx((500 + 500 + 1000 + 5 + 6 + 10) / 6)
+    assert curve_band([run], smooth=30)[1] == pytest.approx(smoothed[0])
+    assert not np.allclose(raw, smoothed)
+    unsmoothed = compare_runs(runs_root, out=tmp_path, progress=False, smooth=0)
+    assert unsmoothed.summary == result[0].summary  # made with the default window
+    assert unsmoothed.table == result[0].table
+    assert "not smoothed" in (tmp_path / "comparison.md").read_text()
 
 
 def test_final_return_is_the_last_tenth_of_the_step_range():
@@ -235,7 +455,8 @@ def run_cli(*args):
 def test_cli_prints_table_and_writes_default_out(runs_root):
     proc = run_cli(str(runs_root), "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert "| group | seeds | final return mean | 95% CI | IQM [95% CI] | runs |" in proc.stdout
+    header = "| group | seeds | final return mean | 95% CI | IQM [95% CI] | final return per seed |"
+    assert header + " runs |" in proc.stdout
     for label in ("a2c conv", "a2c coordconv", "ppo conv", "ppo coordconv+r"):
         assert f"| {label} | " in proc.stdout
     assert "ppo_conv_s1" in proc.stderr and "skipped" in proc.stderr
@@ -277,6 +498,16 @@ def _games_are_mixed(root):
     return [str(root)], "Breakout"
 
 
+def _same_seed_twice(root):
+    _two_copies_of_one_seed(root)
+    return [str(root)], "a2c_conv_s0 and a2c_conv_s0_2"
+
+
+def _negative_smooth(root):
+    write_run(root / "run", "a2c", "conv", 0, [_points([1, 1, 1])])
+    return [str(root), "--smooth", "-5"], "--smooth must be >= 0, got -5"
+
+
 def _tag_absent(root):
     write_run(root / "run", "a2c", "conv", 0, [_points([1, 1, 1])])
     return [str(root), "--tag", "eval/mean_reward"], "eval/mean_reward"
@@ -290,6 +521,8 @@ BAD_INPUTS = {
     "config is not YAML": _config_is_not_yaml,
     "games are mixed": _games_are_mixed,
     "tag absent": _tag_absent,
+    "same seed twice in a group": _same_seed_twice,
+    "negative smooth": _negative_smooth,
 }
 
 
@@ -302,6 +535,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path, case):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and expected in lines[0]
+    assert not (root / "comparison").exists()  # refused before any output
     if case == "tag absent":
         assert "charts/episodic_return" in lines[0]  # the tags that do exist are listed
 
