@@ -79,15 +79,20 @@ class Checkpointer(_EveryNSteps):
 class Evaluator(_EveryNSteps):
     """Plays `episodes` full games with SB3's evaluate_policy every `every` agent steps.
 
+    Actions are sampled from the policy, as RL Zoo evaluates Atari agents (a greedy Atari agent
+    can stall, e.g. never press FIRE, or replay one game); `deterministic=True` plays greedily.
     Logs eval/mean_reward and eval/mean_ep_length, appends to evaluations.json and keeps
     best_model.zip, all written atomically (SB3's EvalCallback writes its files in place).
     """
 
-    def __init__(self, run_dir: Path, eval_env: VecEnv, every: int, episodes: int) -> None:
+    def __init__(
+        self, run_dir: Path, eval_env: VecEnv, every: int, episodes: int, deterministic: bool
+    ) -> None:
         super().__init__(every)
         self.run_dir = run_dir
         self.eval_env = eval_env
         self.episodes = episodes
+        self.deterministic = deterministic
         path = run_dir / "evaluations.json"
         self.history = json.loads(path.read_text()) if path.exists() else []
         self.best = max((e["mean_reward"] for e in self.history), default=-math.inf)
@@ -97,7 +102,7 @@ class Evaluator(_EveryNSteps):
             self.model,
             self.eval_env,
             self.episodes,
-            deterministic=True,
+            deterministic=self.deterministic,
             return_episode_rewards=True,
         )
         mean = float(np.mean(rewards))
@@ -107,6 +112,7 @@ class Evaluator(_EveryNSteps):
         self.history.append(
             {
                 "timesteps": self.num_timesteps,
+                "deterministic": self.deterministic,
                 "mean_reward": mean,
                 "std_reward": float(np.std(rewards)),
                 "episode_rewards": [float(r) for r in rewards],
@@ -120,15 +126,24 @@ class Evaluator(_EveryNSteps):
 
 
 class NonFiniteGuard(BaseCallback):
-    """Stops training when a loss or a weight is NaN or infinite, before anything is saved."""
+    """Stops training when a loss, a gradient or a weight is NaN or infinite, before anything
+    is saved.
+
+    Only losses: SB3 logs other diagnostics that are NaN in healthy runs (explained variance
+    is NaN whenever a batch's returns have zero variance), and those are logged as they are.
+    """
 
     def _on_rollout_start(self) -> None:
         for key, value in self.logger.name_to_value.items():
-            if key.startswith("train/") and not math.isfinite(value):
+            if key.startswith("train/") and key.endswith("loss") and not math.isfinite(value):
                 raise NonFiniteError(f"{key} is {value} at step {self.num_timesteps}")
-        for name, param in self.model.policy.named_parameters():
-            if not torch.isfinite(param).all():
-                raise NonFiniteError(f"weight {name} is not finite at step {self.num_timesteps}")
+        params = list(self.model.policy.named_parameters())
+        named = [(f"weight {n}", p) for n, p in params]
+        named += [(f"gradient of {n}", p.grad) for n, p in params if p.grad is not None]
+        # One device sync for the whole network; names are looked up only on failure.
+        if not bool(torch.stack([torch.isfinite(t).all() for _, t in named]).all()):
+            name = next(n for n, t in named if not torch.isfinite(t).all())
+            raise NonFiniteError(f"{name} is not finite at step {self.num_timesteps}")
 
     def _on_step(self) -> bool:
         return True

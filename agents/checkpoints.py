@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -63,3 +65,42 @@ def model_path(run_dir: Path, which: str) -> Path:
     if not zipfile.is_zipfile(path):
         raise UsageError(f"corrupt model file (not a zip): {path}")
     return path
+
+
+def saved_steps(path: Path) -> int:
+    """The agent steps an SB3 model file was saved at; UsageError if the file is not a whole,
+    readable SB3 zip (a truncated or corrupt file)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()  # every member's CRC: a file cut short fails here or above
+            if bad is not None:
+                raise zipfile.BadZipFile(f"bad member {bad}")
+            return int(json.loads(archive.read("data"))["num_timesteps"])
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, TypeError) as err:
+        raise UsageError(f"unreadable model file {path}: {type(err).__name__}") from None
+
+
+def newest_model(run_dir: Path) -> tuple[Path, int]:
+    """The run's model to resume from: the one with the most steps among model.zip (saved at the
+    end or on Ctrl-C) and the checkpoints. Unreadable ones are skipped with a warning on stderr;
+    UsageError if none is readable."""
+    candidates = list(list_checkpoints(run_dir).items())
+    final = run_dir / "model.zip"
+    if final.is_file():
+        # Its step count is inside the file; a broken one sorts first and is reported there.
+        try:
+            candidates.append((saved_steps(final), final))
+        except UsageError:
+            candidates.append((sys.maxsize, final))
+    skipped = []
+    for _, path in sorted(candidates, key=lambda c: c[0], reverse=True):
+        try:
+            steps = saved_steps(path)
+        except UsageError as err:
+            skipped.append(str(err))
+            continue
+        for reason in skipped:
+            print(f"warning: {reason}; resuming from an older one", file=sys.stderr)
+        return path, steps
+    found = f" ({'; '.join(skipped)})" if skipped else ""
+    raise UsageError(f"no readable model to resume from in {run_dir}{found}")

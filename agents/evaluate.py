@@ -76,6 +76,7 @@ def evaluate_run(
     # Checked before any game is played; write_video trusts it.
     if video is not None and Path(video).suffix.lower() not in VIDEO_SUFFIXES:
         raise UsageError(f"--video must end in .mp4 or .gif, got {video}")
+    torch_device = resolve_device(device)  # before the model: a missing GPU is not a bad model
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
     path = model_path(run_dir, checkpoint)
@@ -95,7 +96,7 @@ def evaluate_run(
         inner_wrapper=record if video is not None else None,
     )
     try:
-        model = ALGOS[config["algo"]].load(path, device=str(resolve_device(device)))
+        model = ALGOS[config["algo"]].load(path, device=str(torch_device))
     except Exception as err:  # a zip that SB3 cannot read is a user's bad file
         env.close()
         raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.utils import FloatSchedule
 
 from agents.callbacks import Checkpointer, EpisodeLogger, Evaluator, NonFiniteError, NonFiniteGuard
-from agents.checkpoints import list_checkpoints, save_model_atomic
+from agents.checkpoints import list_checkpoints, newest_model, save_model_atomic
 from agents.config import (
     ALGOS,
+    ScaledProgress,
     apply_overrides,
-    check_numbers,
+    check_hyperparams,
     default_config_path,
     load_hyperparams,
     sb3_kwargs,
@@ -27,7 +33,7 @@ from agents.run_dir import (
     write_run_metadata,
 )
 from common.devices import resolve_device
-from common.errors import UsageError, check_choice
+from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
 from envs.atari import BACKENDS, default_backend, make_atari_vec_env
 from envs.names import resolve_game
@@ -53,6 +59,7 @@ class TrainSettings:
     sets: list[str] = field(default_factory=list)
     eval_freq: int = 100_000
     eval_episodes: int = 5
+    deterministic_eval: bool = False
     checkpoint_freq: int = 500_000
     run_name: str | None = None
     sticky_actions: bool = False
@@ -63,17 +70,29 @@ class TrainSettings:
 
 @dataclass
 class TrainResult:
-    """How a run ended: status is finished, interrupted or diverged."""
+    """How a run ended: status is finished, interrupted, diverged or unchanged (a resume with
+    nothing left to train). `trained` counts the steps of this session only."""
 
     run_dir: Path
     status: str
     timesteps: int
     seconds: float
     message: str = ""
+    trained: int = 0
 
     @property
     def exit_code(self) -> int:
-        return {"finished": 0, "interrupted": 130}.get(self.status, 1)
+        return {"finished": 0, "unchanged": 0, "interrupted": 130}.get(self.status, 1)
+
+    @property
+    def summary(self) -> str:
+        """One line: status, steps, and the speed of this session's training."""
+        rate = self.trained / self.seconds if self.seconds > 0 else 0.0
+        since = f" ({self.trained} since the resume)" if self.trained != self.timesteps else ""
+        return (
+            f"{self.status}: {self.timesteps} steps{since} in {self.seconds:.0f} s "
+            f"({rate:.0f} steps/s); run folder {self.run_dir}"
+        )
 
 
 def resolve_config(s: TrainSettings) -> dict[str, Any]:
@@ -81,7 +100,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
     check_choice("algo", s.algo, ALGOS)
     check_choice("extractor", s.extractor, EXTRACTORS)
     policy_kwargs_for(s.extractor, s.with_r)  # rejects --with-r on conv
-    for name in ("eval_freq", "eval_episodes", "checkpoint_freq"):
+    for name in ("seed", "eval_freq", "eval_episodes", "checkpoint_freq"):
         if getattr(s, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(s, name)}")
     config_file = Path(s.config) if s.config else default_config_path(s.algo)
@@ -90,8 +109,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         hyperparams["n_timesteps"] = s.timesteps
     if s.n_envs is not None:
         hyperparams["n_envs"] = s.n_envs
-    check_numbers(hyperparams)
-    hyperparams["n_timesteps"] = int(hyperparams["n_timesteps"])
+    hyperparams = check_hyperparams(hyperparams, s.algo)
     sb3_kwargs(hyperparams, s.algo)  # fail on a bad schedule or optimizer before any folder
     game = resolve_game(s.env)
     vec_env = s.vec_env or default_backend(game)
@@ -109,20 +127,28 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         "sticky_actions": s.sticky_actions,
         "eval_freq": s.eval_freq,
         "eval_episodes": s.eval_episodes,
+        "deterministic_eval": s.deterministic_eval,
         "checkpoint_freq": s.checkpoint_freq,
         "config_file": str(config_file),
         "hyperparams": hyperparams,
     }
 
 
-def _envs(config: dict[str, Any], run_dir: Path):
+def resume_seed(seed: int, steps: int) -> int:
+    """The seed of a session resumed at `steps`: a fresh stream for the games and torch, derived
+    from the run's seed and the step count (the same resume draws the same games)."""
+    # Below 2**30: sub-env and evaluation offsets are added, and ale-py takes int32 seeds.
+    return int(np.random.SeedSequence([seed, steps]).generate_state(1)[0]) % 2**30
+
+
+def _envs(config: dict[str, Any], run_dir: Path, seed: int):
     hp = config["hyperparams"]
     # Runs saved before the backend was recorded used the sb3 one.
     backend = {"backend": config.get("vec_env", "sb3"), "num_threads": config.get("num_threads")}
     env = make_atari_vec_env(
         config["env"],
         int(hp["n_envs"]),
-        config["seed"],
+        seed,
         training=True,
         sticky_actions=config["sticky_actions"],
         frame_stack=int(hp.get("frame_stack", 4)),
@@ -134,7 +160,7 @@ def _envs(config: dict[str, Any], run_dir: Path):
         eval_env = make_atari_vec_env(
             config["env"],
             1,
-            config["seed"] + EVAL_SEED_OFFSET,
+            seed + EVAL_SEED_OFFSET,
             training=False,
             sticky_actions=config["sticky_actions"],
             frame_stack=int(hp.get("frame_stack", 4)),
@@ -148,7 +174,10 @@ def _callbacks(config: dict[str, Any], run_dir: Path, eval_env) -> list:
     if config["checkpoint_freq"] > 0:
         callbacks.append(Checkpointer(run_dir, config["checkpoint_freq"]))
     if eval_env is not None:
-        callbacks.append(Evaluator(run_dir, eval_env, config["eval_freq"], config["eval_episodes"]))
+        # Runs saved before the key existed evaluated greedily; they resume sampling, as RL Zoo.
+        deterministic = config.get("deterministic_eval", False)
+        every, episodes = config["eval_freq"], config["eval_episodes"]
+        callbacks.append(Evaluator(run_dir, eval_env, every, episodes, deterministic))
     return callbacks
 
 
@@ -163,7 +192,8 @@ def _learn(
     """Train to n_timesteps, then save model.zip; Ctrl-C saves first; NaN saves nothing."""
     formats = ["tensorboard"] if progress else ["tensorboard", "stdout"]
     model.set_logger(configure(str(run_dir), formats))
-    remaining = config["hyperparams"]["n_timesteps"] - (model.num_timesteps if resuming else 0)
+    first_step = model.num_timesteps if resuming else 0
+    remaining = config["hyperparams"]["n_timesteps"] - first_step
     start, status, message = time.time(), "finished", ""
     try:
         if remaining > 0:
@@ -187,17 +217,37 @@ def _learn(
         if eval_env is not None:
             eval_env.close()
     seconds = time.time() - start
-    result = TrainResult(run_dir, status, int(model.num_timesteps), seconds, message)
+    steps = int(model.num_timesteps)
+    result = TrainResult(run_dir, status, steps, seconds, message, trained=steps - first_step)
     atomic_write_json(
         run_dir / "train_result.json",
         {
             "status": status,
-            "timesteps": result.timesteps,
+            "timesteps": steps,
+            "trained_timesteps": result.trained,
             "seconds": seconds,
             "message": message,
         },
     )
     return result
+
+
+def _build_model(config: dict[str, Any], env, device: str) -> BaseAlgorithm:
+    """SB3's algorithm with the config's hyperparameters and extractor."""
+    algo_kwargs, policy_extra = sb3_kwargs(config["hyperparams"], config["algo"])
+    policy_kwargs = policy_kwargs_for(config["extractor"], config["with_r"], **policy_extra)
+    try:
+        return ALGOS[config["algo"]](
+            "CnnPolicy",
+            env,
+            policy_kwargs=policy_kwargs,
+            seed=config["seed"],
+            device=device,
+            verbose=0,
+            **algo_kwargs,
+        )
+    except (AssertionError, ValueError) as err:  # a combination SB3 itself refuses
+        raise UsageError(f"SB3 {config['algo'].upper()} refused the config: {err}") from None
 
 
 def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
@@ -206,20 +256,50 @@ def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
     device = resolve_device(s.device)
     config["device"] = s.device
     name = s.run_name or default_run_name(s.algo, s.extractor, s.with_r, s.seed)
+    game_dir = Path(s.logdir) / config["env"]
+    game_dir_existed = game_dir.exists()
     run_dir = create_run_dir(s.logdir, config["env"], name)
-    write_run_metadata(run_dir, config, argv)
-    env, eval_env = _envs(config, run_dir)
-    algo_kwargs, policy_extra = sb3_kwargs(config["hyperparams"], s.algo)
-    model = ALGOS[s.algo](
-        "CnnPolicy",
-        env,
-        policy_kwargs=policy_kwargs_for(s.extractor, s.with_r, **policy_extra),
-        seed=s.seed,
-        device=str(device),
-        verbose=0,
-        **algo_kwargs,
-    )
+    try:
+        write_run_metadata(run_dir, config, argv)
+        env, eval_env = _envs(config, run_dir, s.seed)
+        model = _build_model(config, env, str(device))
+    except BaseException:
+        # Nothing was trained: a refused run leaves no folder behind, nor the game folder made
+        # for it (rmdir: only while empty, since runs started beside it may share it).
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if not game_dir_existed:
+            with contextlib.suppress(OSError):
+                game_dir.rmdir()
+        raise
     return _learn(model, config, run_dir, eval_env, s.progress, resuming=False)
+
+
+def continue_schedules(model: BaseAlgorithm, total: int) -> None:
+    """Make the model's schedules continue without a jump when its run is extended to `total`.
+
+    SB3 evaluates schedules at 1 - steps / total, so a larger total would lift them back up.
+    Instead the rest of each schedule (from where it stands now to its end value) is stretched
+    over the steps to the new total. A run that had reached its old total has no rest left:
+    its schedules stay at their end values (a warning names them).
+    """
+    old_total, steps = model._total_timesteps, model.num_timesteps
+    if total == old_total or old_total <= 0:
+        return
+    # Progress p on the way to `total` must read as the progress the old run would have had
+    # at the same step: (old - s) / old at s = steps and 0 at s = total, linear in between.
+    scale = max(old_total - steps, 0) * total / (old_total * (total - steps))
+    names = [n for n in ("learning_rate", "clip_range", "clip_range_vf") if hasattr(model, n)]
+    for name in names:
+        value = getattr(model, name)
+        if callable(value):
+            setattr(model, name, ScaledProgress(value, scale))
+            if scale == 0:
+                print(
+                    f"warning: the run had reached its total ({old_total} steps); {name} stays "
+                    f"at its final value {value(0.0):g}",
+                    file=sys.stderr,
+                )
+    model.lr_schedule = FloatSchedule(model.learning_rate)  # as SB3's _setup_lr_schedule builds it
 
 
 def resume_atari(
@@ -229,18 +309,35 @@ def resume_atari(
     device: str = "auto",
     progress: bool = True,
 ) -> TrainResult:
-    """Continue a run from its newest checkpoint, on the same TensorBoard step axis."""
+    """Continue a run from its newest saved model (model.zip or a checkpoint, by step count).
+
+    The games and torch continue with fresh random streams derived from the seed and the step
+    count (`resume_seed`), so a resumed run does not replay the games it saw. `timesteps` is a
+    new total; schedules continue without a jump (`continue_schedules`). A run already at its
+    total is left as it is.
+    """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints:
-        raise UsageError(f"no checkpoint to resume from in {run_dir / 'checkpoints'}")
     if timesteps is not None:
-        if timesteps < 1:
-            raise UsageError(f"--timesteps must be >= 1, got {timesteps}")
+        check_at_least("--timesteps", timesteps)
         config["hyperparams"]["n_timesteps"] = timesteps
+    total = int(config["hyperparams"]["n_timesteps"])
+    torch_device = resolve_device(device)
+    path, steps = newest_model(run_dir)
+    if steps >= total:
+        message = f"nothing to do: {run_dir} is at {steps} steps, its total is {total}"
+        return TrainResult(run_dir, "unchanged", steps, 0.0, message)
     write_run_metadata(run_dir, config, argv)
-    env, eval_env = _envs(config, run_dir)
-    newest = checkpoints[max(checkpoints)]
-    model = ALGOS[config["algo"]].load(newest, env=env, device=str(resolve_device(device)))
+    seed = resume_seed(config["seed"], steps)
+    env, eval_env = _envs(config, run_dir, seed)
+    try:
+        model = ALGOS[config["algo"]].load(path, env=env, device=str(torch_device))
+    except Exception as err:  # a zip whose contents SB3 cannot read is a user's bad file
+        for venv in (env, eval_env):
+            if venv is not None:
+                venv.close()
+        raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+    # SB3's load re-seeds everything with the run's own seed; a resume needs fresh streams.
+    model.set_random_seed(seed)
+    continue_schedules(model, total)
     return _learn(model, config, run_dir, eval_env, progress, resuming=True)

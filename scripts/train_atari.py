@@ -42,12 +42,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--eval-freq", type=int, default=100_000, help="evaluate every N steps (0: off)")
     p.add_argument("--eval-episodes", type=int, default=5, help="full games per evaluation")
+    p.add_argument(
+        "--deterministic-eval",
+        action="store_true",
+        help="evaluate with greedy actions (default: sampled, as RL Zoo evaluates Atari)",
+    )
     p.add_argument("--checkpoint-freq", type=int, default=500_000, help="checkpoint every N steps")
     p.add_argument(
         "--resume",
         metavar="RUN_DIR",
-        help="continue RUN_DIR from its newest checkpoint with the settings in its config.yaml; "
-        "only --timesteps (a new total), --device and --no-progress apply",
+        help="continue RUN_DIR from its newest saved model (model.zip or a checkpoint) with the "
+        "settings in its config.yaml and fresh random streams; only --timesteps (a new total; "
+        "schedules stretch, never jump), --device and --no-progress apply",
     )
     p.add_argument("--run-name", help="run folder name (algo_extractor_sSEED)")
     p.add_argument(
@@ -91,6 +97,7 @@ def main() -> int:
             sets=args.set,
             eval_freq=args.eval_freq,
             eval_episodes=args.eval_episodes,
+            deterministic_eval=args.deterministic_eval,
             checkpoint_freq=args.checkpoint_freq,
             run_name=args.run_name,
             sticky_actions=args.sticky_actions,
@@ -99,11 +106,10 @@ def main() -> int:
             progress=not args.no_progress,
         )
         result = train_atari(settings, command)
-    rate = result.timesteps / result.seconds if result.seconds > 0 else 0.0
-    line = (
-        f"{result.status}: {result.timesteps} steps in {result.seconds:.0f} s ({rate:.0f} steps/s)"
-    )
-    print(f"{line}; run folder {result.run_dir}")
+    if result.status == "unchanged":
+        print(result.message)
+        return result.exit_code
+    print(result.summary)
     if result.message:
         print(result.message, file=sys.stderr)
     return result.exit_code

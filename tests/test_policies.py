@@ -75,3 +75,47 @@ def test_kwargs_pass_through_and_same_net_arch():
     assert kw["net_arch"] == [] and kw["optimizer_kwargs"] == {"eps": 1e-5}
     assert kw["features_extractor_class"] is CoordConvNatureCNN
     assert kw["features_extractor_kwargs"] == {"layers": "first", "with_r": True}
+
+
+@pytest.mark.parametrize("algo", [A2C, PPO])
+@pytest.mark.parametrize(
+    "name,with_r", [("coordconv", False), ("coordconv", True), ("coordconv-all", False)]
+)
+def test_same_seed_same_starting_weights_as_conv(env, algo, name, with_r):
+    """Paired comparison: only the coordinate columns are new, and they start at zero."""
+    conv = algo("CnnPolicy", env, policy_kwargs=policy_kwargs_for("conv"), seed=3, device="cpu")
+    ours = algo(
+        "CnnPolicy", env, policy_kwargs=policy_kwargs_for(name, with_r), seed=3, device="cpu"
+    )
+    modules = dict(ours.policy.named_modules())
+    theirs = dict(conv.policy.named_parameters())
+    coord_layers = 0
+    for key, weight in ours.policy.named_parameters():
+        layer = modules[key.rpartition(".")[0]]
+        if isinstance(layer, CoordConv2d) and key.endswith("weight"):
+            coord_layers += 1
+            c = layer.in_channels
+            assert torch.equal(weight[:, :c], theirs[key]), key
+            assert not weight[:, c:].any(), key
+        else:
+            assert torch.equal(weight, theirs[key]), key
+    assert coord_layers == (3 if name == "coordconv-all" else 1)
+    # SB3's orthogonal init (gain sqrt 2) gives each row of the image part norm sqrt 2, as conv's.
+    first = ours.policy.features_extractor.cnn[0].weight[:, :4].flatten(1)
+    torch.testing.assert_close(first.norm(dim=1), torch.full((32,), 2**0.5))
+    obs = torch.as_tensor(env.reset())
+    torch.testing.assert_close(
+        ours.policy.evaluate_actions(obs, torch.zeros(1))[0],
+        conv.policy.evaluate_actions(obs, torch.zeros(1))[0],
+    )
+
+
+def test_apply_leaves_coordinate_weights_alone(env):
+    extractor = CoordConvNatureCNN(env.observation_space)
+    layer = extractor.cnn[0]
+    with torch.no_grad():
+        layer.weight[:, 4:] = 7.0
+    original = layer.weight
+    extractor.apply(lambda m: torch.nn.init.zeros_(m.weight) if m is layer else None)
+    assert layer.weight is original  # the same Parameter: optimizers keep their reference
+    assert not layer.weight[:, :4].any() and (layer.weight[:, 4:] == 7.0).all()

@@ -7,10 +7,12 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 from stable_baselines3.common.monitor import load_results
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from agents.train import resume_seed
 from tests.cli import ROOT, error_lines, run_script, subprocess_script
 
 TINY = ["--n-envs", "2", "--no-progress", "--eval-freq", "0", "--seed", "0"]
@@ -18,6 +20,16 @@ TINY = ["--n-envs", "2", "--no-progress", "--eval-freq", "0", "--seed", "0"]
 
 def train(capsys, logdir, *args):
     return run_script(capsys, "train_atari.py", "--logdir", logdir, *TINY, *args)
+
+
+def values_logged(run_dir, tag):
+    """Per event file, the values logged for `tag` in step order."""
+    values = []
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0}).Reload()
+        if tag in acc.Tags()["scalars"]:
+            values.append([e.value for e in acc.Scalars(tag)])
+    return values
 
 
 def steps_logged(run_dir, tag):
@@ -57,6 +69,7 @@ def test_run_folder_is_self_describing(two_runs):
     assert config["env"] == "MsPacman" and config["extractor"] == "coordconv"
     assert config["hyperparams"]["n_envs"] == 2 and config["hyperparams"]["n_timesteps"] == 1200
     assert config["hyperparams"]["optimizer"] == "RMSpropTFLike"  # RL Zoo's A2C setup
+    assert config["deterministic_eval"] is False  # sampled, as RL Zoo evaluates Atari
     assert "--extractor coordconv" in (run / "command.txt").read_text()
     versions = json.loads((run / "versions.json").read_text())
     assert {"python", "torch", "stable-baselines3", "gymnasium", "ale-py", "numpy"} <= set(versions)
@@ -69,6 +82,7 @@ def test_run_folder_is_self_describing(two_runs):
     assert sorted(p.name for p in (run / "monitor").iterdir()) == ["0.monitor.csv", "1.monitor.csv"]
     evaluations = json.loads((run / "evaluations.json").read_text())
     assert [e["timesteps"] for e in evaluations] == [600, 1200]
+    assert [e["deterministic"] for e in evaluations] == [False, False]
     tags = set()
     for path in run.glob("events.out.tfevents.*"):
         tags |= set(EventAccumulator(str(path)).Reload().Tags()["scalars"])
@@ -126,31 +140,51 @@ def test_same_run_name_gets_a_suffix(capsys, tmp_path):
 
 def test_resume_continues_the_step_axis(capsys, tmp_path):
     args = ["--env", "MsPacman", "--timesteps", "100", "--checkpoint-freq", "50"]
-    assert (
-        train(
-            capsys,
-            tmp_path,
-            *args,
-            "--algo",
-            "ppo",
-            "--set",
-            "n_steps=25",
-            "--set",
-            "batch_size=25",
-        ).code
-        == 0
-    )
+    ppo = ["--algo", "ppo", "--set", "n_steps=25", "--set", "batch_size=25"]
+    assert train(capsys, tmp_path, *args, *ppo).code == 0
     run = tmp_path / "MsPacman" / "ppo_coordconv_s0"
     r = run_script(capsys, "train_atari.py", "--resume", run, "--timesteps", "200", "--no-progress")
     assert r.code == 0, r.err
-    assert "finished: 200 steps" in r.out
+    # steps/s of this session only
+    assert "finished: 200 steps (100 since the resume)" in r.out
+    assert json.loads((run / "train_result.json").read_text())["trained_timesteps"] == 100
     assert (run / "checkpoints" / "model_200_steps.zip").is_file()
     first, second = steps_logged(run, "train/learning_rate")
     assert max(first) <= 100 < min(second) and max(second) == 200
+    # The linear schedule had reached 0 at the old total: extending must not lift it back up
+    # (SB3 would evaluate it at 1 - 150 / 200 and train at 6.25e-5 again).
+    rates = values_logged(run, "train/learning_rate")
+    assert rates[0][0] > 0 and set(rates[1]) == {0.0}
+    assert "learning_rate stays at its final value 0" in r.err
+    # Fresh random streams derived from seed and step count: not a replay of steps 0..100.
+    assert torch.initial_seed() == resume_seed(0, 100) != 0
     assert len((run / "command.txt").read_text().splitlines()) == 2
     for csv in (run / "monitor").glob("*.monitor.csv"):  # one header, appended on resume
         assert csv.read_text().count("#{") == 1
     load_results(str(run / "monitor"))  # SB3 reads them
+
+
+def test_resuming_a_finished_run_does_nothing(capsys, tmp_path):
+    assert train(capsys, tmp_path, "--env", "MsPacman", "--timesteps", "40").code == 0
+    run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*")}
+    r = run_script(capsys, "train_atari.py", "--resume", run, "--no-progress")
+    assert r.code == 0, r.err
+    assert f"nothing to do: {run} is at 40 steps, its total is 40" in r.out
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*")} == before
+
+
+def test_resume_with_no_readable_model_exits_2(capsys, tmp_path):
+    assert train(capsys, tmp_path, "--env", "MsPacman", "--timesteps", "40").code == 0
+    run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
+    model = run / "model.zip"
+    model.write_bytes(model.read_bytes()[:1000])  # cut short, as by a full disk
+    r = run_script(capsys, "train_atari.py", "--resume", run, "--no-progress")
+    lines = error_lines(r.err)
+    assert r.code == 2 and len(lines) == 1, r.err
+    assert (
+        lines[0].startswith("error: no readable model to resume from") and "model.zip" in lines[0]
+    )
 
 
 def test_both_backends_log_the_same_keys(capsys, tmp_path):
@@ -192,7 +226,15 @@ def test_ctrl_c_saves_the_model(tmp_path):
     assert "interrupted" in out and (run / "model.zip").is_file()
     from stable_baselines3 import A2C
 
-    assert A2C.load(run / "model.zip", device="cpu").num_timesteps > 0
+    steps = A2C.load(run / "model.zip", device="cpu").num_timesteps
+    assert steps > 0
+    # No checkpoint was written: the resume continues from the model Ctrl-C saved.
+    proc = subprocess_script(
+        "train_atari.py", "--resume", run, "--timesteps", steps + 20, "--no-progress"
+    )
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert f"finished: {steps + 20} steps (20 since the resume)" in out
 
 
 def test_nan_loss_stops_with_checkpoint_intact(capsys, tmp_path):
@@ -234,6 +276,17 @@ BAD_TRAIN = [
     (["--env", "MsPacman", "--vec-env", "gpu"], "unknown --vec-env 'gpu'; valid: ale, sb3"),
     (["--env", "MsPacman", "--num-threads", "0"], "--num-threads must be >= 1, got 0"),
     (["--resume", "no/such/run"], "run folder not found: no/such/run"),
+    (["--env", "MsPacman", "--set", "ent_coef=abc"], "ent_coef must be a number, got 'abc'"),
+    (["--env", "MsPacman", "--set", "gamma=high"], "gamma must be a number, got 'high'"),
+    (["--env", "MsPacman", "--set", "vf_coef=[1,2]"], "vf_coef must be a number, got [1, 2]"),
+    (["--env", "MsPacman", "--set", "max_grad_norm=None"], "max_grad_norm must be a number"),
+    (["--env", "MsPacman", "--set", "normalize_advantage=maybe"], "must be true or false"),
+    (["--env", "MsPacman", "--set", "gae_lambda=-1"], "gae_lambda must be in [0, 1], got -1"),
+    (["--env", "MsPacman", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (
+        ["--env", "MsPacman", "--algo", "ppo", "--set", "batch_size=1", "--set", "n_steps=4"],
+        "SB3 PPO refused the config: `batch_size` must be greater than 1",
+    ),
     ([], "--env is required"),
 ]
 
@@ -273,6 +326,7 @@ def test_bad_evaluate_input_exits_2_with_one_line(capsys, tmp_path, two_runs):
         ([run, "--checkpoint", "latest"], "--checkpoint must be best, final or a step count"),
         ([run, "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ([run, "--video", tmp_path / "v.avi"], "--video must end in .mp4 or .gif"),
+        ([run, "--device", "cuda"], "--device cuda: no CUDA device is available"),
     ]
     for args, message in cases:
         r = run_script(capsys, "evaluate.py", *args)
