@@ -8,8 +8,6 @@ import torch
 
 from common.errors import UsageError
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
-
 
 def resolve_device(name: str) -> torch.device:
     """Map auto|cpu|cuda[:N] to a torch.device; auto means cuda when one is available."""

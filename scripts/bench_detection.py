@@ -1,6 +1,6 @@
 """Time a detector training step (forward+backward, batch 16) with torchvision's RoIAlign and
-with the separable RoIAlign the detector uses on the CPU (supervised/roi_align.py), side by side.
-Updates this device's section of docs/results/detection_speed.md.
+with the separable RoIAlign the detector uses on the CPU (supervised/detection/roi_align.py),
+side by side. Updates this device's section of docs/results/detection_speed.md.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ PREAMBLE = """# Detection training-step speed: torchvision's RoIAlign vs the sep
 Median milliseconds per Faster R-CNN training step (forward+backward, 16 field-of-MNIST
 canvases, 128 RoIs per image), the two poolers timed in interleaved rounds on the same batch
 and weights (`scripts/bench_detection.py`). On the CPU the detector pools through
-`roi_align_separable` (supervised/roi_align.py), equal to torchvision's `roi_align` to 1e-5 in
-values and gradients (tests/test_detection.py); on CUDA it uses torchvision's kernels.
+`roi_align_separable` (supervised/detection/roi_align.py), equal to torchvision's `roi_align`
+to 1e-5 in values and gradients (tests/test_detection.py); on CUDA it uses torchvision's kernels.
 """
 
 
@@ -29,10 +29,10 @@ def main() -> int:
     check_at_least("--batch-size", args.batch_size)
     check_at_least("--rounds", args.rounds)
 
+    from benchmarks.detection import markdown_table, time_steps
     from common.devices import resolve_device
     from common.results import write_benchmark
-    from supervised.detection_speed import markdown_table, time_steps
-    from supervised.detector import MODELS
+    from supervised.detection.models import MODELS
 
     device = resolve_device(args.device)
     rows = [time_steps(m, device, args.batch_size, args.rounds) for m in MODELS]

@@ -39,8 +39,8 @@ def main() -> int:
     import torch
     from tqdm import tqdm
 
+    from benchmarks.envs import markdown_table, measure
     from common.results import write_benchmark
-    from envs.env_speed import markdown_table, measure
     from envs.names import resolve_game
 
     game = resolve_game(args.env)

@@ -36,9 +36,9 @@ def main() -> int:
 
     from tqdm import tqdm
 
+    from benchmarks.layers import CASES, markdown_table, time_case
     from common.devices import resolve_device
     from common.results import write_benchmark
-    from coordconv.benchmark import CASES, markdown_table, time_case
 
     device = resolve_device(args.device)
     cases = tqdm(CASES, desc="layers", disable=args.no_progress)

@@ -44,7 +44,7 @@ def main() -> int:
 
     from tqdm import tqdm
 
-    from agents.train_speed import markdown_table, measure
+    from benchmarks.train import markdown_table, measure
     from common.devices import resolve_device
     from common.results import write_benchmark
 

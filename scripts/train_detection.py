@@ -30,7 +30,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.detection_trainer import DetectionSettings, train_detection
+    from supervised.detection.trainer import DetectionSettings, train_detection
 
     settings = DetectionSettings(
         model=args.model,

@@ -1,6 +1,6 @@
 """Train a conv or CoordConv GAN on clevr (two coloured objects) or square (Not-so-Clevr) and
 measure its mode collapse: validity, coverage and JS divergence of the generated objects'
-positions (supervised/mode_collapse.py).
+positions (supervised/gan/mode_collapse.py).
 
 Example: python scripts/train_gan.py --data clevr --model coordconv --epochs 5 --images 5000
 Writes TensorBoard events (loss/d, loss/g, measure/validity|coverage|js, a sample grid each
@@ -39,7 +39,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.gan_trainer import GanSettings, train_gan
+    from supervised.gan.trainer import GanSettings, train_gan
 
     settings = GanSettings(
         data=args.data,

@@ -45,7 +45,7 @@ def main() -> int:
     args = p.parse_args()
 
     from common.devices import resolve_device
-    from supervised.toy_trainer import ToySettings, train_toy
+    from supervised.toy.trainer import ToySettings, train_toy
 
     settings = ToySettings(
         task=args.task,

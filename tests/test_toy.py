@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from supervised.not_so_clevr import held_out_mask, make_dataset, split_dataset
-from supervised.toy_models import build_model, count_params
-from supervised.toy_trainer import (
+from supervised.toy.models import build_model, count_params
+from supervised.toy.trainer import (
     ToySettings,
     model_input,
     resolve_settings,

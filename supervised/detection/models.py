@@ -2,7 +2,7 @@
 
 Built from torchvision's own parts (FasterRCNN, AnchorGenerator, RPNHead, TwoMLPHead,
 FastRCNNPredictor; the RoI pooler is MultiScaleRoIAlign with a fast CPU path,
-supervised/roi_align.py). The backbone and the RPN are the release's: 5x5 conv 32, ReLU,
+supervised/detection/roi_align.py). The backbone and the RPN are the release's: 5x5 conv 32, ReLU,
 maxpool 2, 5x5 conv 64, ReLU, maxpool 2 (stride 4), an RPN 3x3 conv with 32 channels and 9
 anchors. `coordconv` makes CoordConv of the layers the release did: the backbone's input conv,
 the RPN's 3x3 conv and the RPN's box-regression conv.
@@ -18,7 +18,7 @@ from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHe
 from torchvision.models.detection.rpn import RPNHead
 
 from coordconv import CoordConv2d
-from supervised.roi_align import RoIAlign
+from supervised.detection.roi_align import RoIAlign
 
 MODELS = ("conv", "coordconv")
 NUM_CLASSES = 11  # background + 10 digits: torchvision label = digit + 1

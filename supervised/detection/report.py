@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from common.reproduce import keeping_files, run_models, seed_cell
-from supervised.detection_trainer import DetectionSettings, train_detection
-from supervised.detector import MODELS
+from supervised.detection.models import MODELS
+from supervised.detection.trainer import DetectionSettings, train_detection
 
 # quick: both models, two seeds, on this 2-core CPU in 13 minutes (measured); full: the
 # release's data size.

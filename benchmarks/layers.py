@@ -1,15 +1,18 @@
-"""Forward+backward timing of CoordConv2d against nn.Conv2d and a naive concat CoordConv."""
+"""Forward+backward timing of CoordConv2d against nn.Conv2d and a naive concat CoordConv.
+
+`NaiveCoordConv2d` lives here, not in the coordconv package: it is the popular ports' layer,
+kept only as the baseline the benchmark times.
+"""
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
+from benchmarks.timing import interleaved_median_ms
 from coordconv.add_coords import AddCoords
 from coordconv.layers import CoordConv2d
 
@@ -58,36 +61,6 @@ VARIANTS: dict[str, Callable[[LayerCase], nn.Module]] = {
         c.in_channels, c.out_channels, c.kernel, c.stride, c.padding
     ),
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved_median_ms(
-    steps: dict[str, Callable[[], None]],
-    device: torch.device,
-    rounds: int,
-    iters: int,
-    warmup: int = 1,
-) -> dict[str, float]:
-    """Median milliseconds per call of each step. After `warmup` calls each (allocator, kernel
-    choice), every round times `iters` calls of each step in turn, so a change in machine load
-    falls on all of them alike; CUDA is synchronised around each timing."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    samples: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(rounds):
-        for name, step in steps.items():
-            _sync(device)
-            start = time.perf_counter()
-            for _ in range(iters):
-                step()
-            _sync(device)
-            samples[name].append((time.perf_counter() - start) / iters)
-    return {name: 1000 * statistics.median(s) for name, s in samples.items()}
 
 
 def _step_fn(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:

@@ -9,8 +9,8 @@ import torch
 
 from common.reproduce import seed_cell
 from supervised.not_so_clevr import SPLITS
-from supervised.toy_models import MODELS, TASKS
-from supervised.toy_trainer import ToySettings, train_toy
+from supervised.toy.models import MODELS, TASKS
+from supervised.toy.trainer import ToySettings, train_toy
 
 # Most epochs per (task, model). quick: this 2-core CPU in under 15 minutes for one seed, the
 # CoordConv runs stop at their target; full: the release's budgets (a GPU's work), except the
@@ -34,7 +34,7 @@ BUDGETS: dict[str, dict[tuple[str, str], int]] = {
     },
 }
 
-# What the paper reports (Liu et al. 2018, section 4 and Table 1; ../shared/reference).
+# What the paper reports (Liu et al., NeurIPS 2018, arXiv:1807.03247: section 4 and Table 1).
 PAPER = {
     ("classification", "conv", "uniform"): "accuracy <= 0.86 (over 1 h)",
     ("classification", "conv", "quadrant"): "accuracy ~0",

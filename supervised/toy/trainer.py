@@ -18,9 +18,9 @@ from tqdm import tqdm
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_write_json
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
-from supervised.toy_models import MODELS, TASKS, build_model, count_params
+from supervised.toy.models import MODELS, TASKS, build_model, count_params
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "toy"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "toy"
 EVAL_CHUNK = 512  # examples per forward pass when measuring: bounds the deconv's memory
 
 

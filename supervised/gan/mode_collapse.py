@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from supervised.gan_data import CANVAS, HALF_SIDE, RADIUS
+from supervised.gan.data import CANVAS, HALF_SIDE, RADIUS
 from supervised.not_so_clevr import HALF_SIDE as SQUARE_HALF_SIDE
 
 THRESHOLD = 0.5

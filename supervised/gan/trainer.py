@@ -15,9 +15,9 @@ from tqdm import tqdm
 
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
-from supervised.gan_data import DATASETS, FULL_SIZE, GanData, load_gan_data
-from supervised.gan_models import COORD_INITS, MODELS, build_gan, count_params
-from supervised.mode_collapse import Reference, collapse_scores, reference
+from supervised.gan.data import DATASETS, FULL_SIZE, GanData, load_gan_data
+from supervised.gan.mode_collapse import Reference, collapse_scores, reference
+from supervised.gan.models import COORD_INITS, MODELS, build_gan, count_params
 
 REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
 EVAL_NOISE_SEED = 2018  # the same evaluation z for every run: a fixed test set for generators
