@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from agents.checkpoints import model_path
 from agents.config import ALGOS
 from agents.run_dir import read_run_config
+from common.cli import option
 from common.devices import resolve_device
 from common.errors import UsageError
 from common.files import atomic_path, atomic_write_json
@@ -61,25 +63,36 @@ def write_video(frames: list[np.ndarray], path: Path) -> Path:
     return path
 
 
-def evaluate_run(
-    run_dir: str | Path,
-    episodes: int = 10,
-    deterministic: bool = False,
-    checkpoint: str = "best",
-    video: str | Path | None = None,
-    seed: int = 0,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Play `episodes` full games with a run's saved agent; write RUN_DIR/eval.json."""
-    if episodes < 1:
-        raise UsageError(f"--episodes must be >= 1, got {episodes}")
+@dataclass
+class EvaluateSettings:
+    """What `evaluate.py` was asked for, one field per argument."""
+
+    run_dir: str = option(
+        help="a run folder made by train_atari.py", flag="run_dir", metavar="RUN_DIR"
+    )
+    episodes: int = option(10, "full games to play")
+    deterministic: bool = option(
+        False, "greedy actions (default: sampled, as RL Zoo evaluates Atari)"
+    )
+    checkpoint: str = option("best", "best (best_model.zip), final (model.zip) or STEPS")
+    video: str | None = option(
+        None, "write the first game to PATH (.mp4 or .gif), 210x160 RGB", metavar="PATH"
+    )
+    seed: int = option(0, "seed of the evaluation games")
+    device: str = option("auto", "auto|cpu|cuda (auto: cuda if available)")
+
+
+def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
+    """Play `s.episodes` full games with a run's saved agent; write RUN_DIR/eval.json."""
+    if s.episodes < 1:
+        raise UsageError(f"--episodes must be >= 1, got {s.episodes}")
     # Checked before any game is played; write_video trusts it.
-    if video is not None and Path(video).suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(f"--video must end in .mp4 or .gif, got {video}")
-    torch_device = resolve_device(device)  # before the model: a missing GPU is not a bad model
-    run_dir = Path(run_dir)
+    if s.video is not None and Path(s.video).suffix.lower() not in VIDEO_SUFFIXES:
+        raise UsageError(f"--video must end in .mp4 or .gif, got {s.video}")
+    torch_device = resolve_device(s.device)  # before the model: a missing GPU is not a bad model
+    run_dir = Path(s.run_dir)
     config = read_run_config(run_dir)
-    path = model_path(run_dir, checkpoint)
+    path = model_path(run_dir, s.checkpoint)
     recorder: list[FirstGameRecorder] = []
 
     def record(env: gym.Env) -> gym.Env:
@@ -89,11 +102,11 @@ def evaluate_run(
     env = make_atari_vec_env(
         config["env"],
         1,
-        seed,
+        s.seed,
         training=False,
         sticky_actions=config.get("sticky_actions", False),
         frame_stack=int(config["hyperparams"].get("frame_stack", 4)),
-        inner_wrapper=record if video is not None else None,
+        inner_wrapper=record if s.video is not None else None,
     )
     try:
         model = ALGOS[config["algo"]].load(path, device=str(torch_device))
@@ -103,7 +116,7 @@ def evaluate_run(
     start = time.time()
     try:
         rewards, lengths = evaluate_policy(
-            model, env, episodes, deterministic=deterministic, return_episode_rewards=True
+            model, env, s.episodes, deterministic=s.deterministic, return_episode_rewards=True
         )
     finally:
         env.close()
@@ -114,9 +127,9 @@ def evaluate_run(
         "env": config["env"],
         "algo": config["algo"],
         "extractor": config["extractor"],
-        "episodes": episodes,
-        "deterministic": deterministic,
-        "seed": seed,
+        "episodes": s.episodes,
+        "deterministic": s.deterministic,
+        "seed": s.seed,
         "mean_reward": float(rewards.mean()),
         "std_reward": float(rewards.std()),
         "min_reward": float(rewards.min()),
@@ -125,7 +138,7 @@ def evaluate_run(
         "episode_lengths": [int(n) for n in lengths],
         "seconds": time.time() - start,
     }
-    if video is not None:
-        result["video"] = str(write_video(recorder[0].frames, Path(video)))
+    if s.video is not None:
+        result["video"] = str(write_video(recorder[0].frames, Path(s.video)))
     atomic_write_json(run_dir / "eval.json", result)
     return result

@@ -58,18 +58,51 @@ def write_run_metadata(run_dir: Path, config: dict[str, Any], argv: list[str]) -
     atomic_write_json(run_dir / "versions.json", versions())
 
 
-def read_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """The resolved config of an existing run; a missing or corrupt one raises UsageError."""
-    path = Path(run_dir) / CONFIG_NAME
-    if not Path(run_dir).is_dir():
-        raise UsageError(f"run folder not found: {run_dir}")
+# What every run's config.yaml holds, whoever reads it (resume, evaluate, export, analysis).
+REQUIRED_KEYS = ("env", "algo", "extractor", "with_r", "seed", "hyperparams")
+
+
+def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A config.yaml of an older run in today's keys, in place: before `backend` had its own key,
+    `vec_env` named the backend (ale or sb3), and runs older still used the sb3 one."""
+    if "backend" not in config:
+        config["backend"] = config.pop("vec_env", "sb3")
+        config["vec_env"] = "dummy"
+    return config
+
+
+def load_run_config(path: str | Path) -> dict[str, Any]:
+    """A run's config.yaml, checked and upgraded (`upgrade_config`); UsageError naming the file
+    and the bad key if it is unreadable, not a mapping, or lacks or mistypes a required key."""
+    path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"not a run folder (no {CONFIG_NAME}): {run_dir}") from None
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        raise UsageError(f"corrupt run config: {path}") from None
-    required = ("env", "algo", "extractor", "seed", "hyperparams")
-    if not isinstance(config, dict) or any(k not in config for k in required):
-        raise UsageError(f"corrupt run config (needs {', '.join(required)}): {path}")
-    return config
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UsageError(f"cannot read {path}: {' '.join(str(err).split())}") from None
+    if not isinstance(config, dict):
+        raise UsageError(f"{path} is not a YAML mapping")
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise UsageError(f"{path} lacks required key(s) {', '.join(repr(k) for k in missing)}")
+    for key in ("env", "algo", "extractor"):
+        if not isinstance(config[key], str) or not config[key]:
+            raise UsageError(f"{path}: key {key!r} must be a non-empty string, got {config[key]!r}")
+    if not isinstance(config["with_r"], bool):
+        raise UsageError(f"{path}: key 'with_r' must be true or false, got {config['with_r']!r}")
+    # bool is an int subclass, and `seed: true` is a typo, not seed 1.
+    if not isinstance(config["seed"], int) or isinstance(config["seed"], bool):
+        raise UsageError(f"{path}: key 'seed' must be an integer, got {config['seed']!r}")
+    if not isinstance(config["hyperparams"], dict):
+        raise UsageError(f"{path}: key 'hyperparams' must be a mapping")
+    return upgrade_config(config)
+
+
+def read_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The resolved config of an existing run folder (`load_run_config`); a missing folder or
+    config raises UsageError."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"run folder not found: {run_dir}")
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise UsageError(f"not a run folder (no {CONFIG_NAME}): {run_dir}")
+    return load_run_config(run_dir / CONFIG_NAME)

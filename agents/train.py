@@ -6,7 +6,7 @@ import contextlib
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ from agents.run_dir import (
     read_run_config,
     write_run_metadata,
 )
+from common.cli import option
 from common.devices import resolve_device
 from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
-from envs.atari import BACKENDS, default_backend, make_atari_vec_env
+from envs.atari import BACKENDS, VEC_ENV_CLASSES, default_backend, make_atari_vec_env
 from envs.names import resolve_game
 from policies.registry import EXTRACTORS, policy_kwargs_for
 
@@ -44,28 +45,54 @@ EVAL_SEED_OFFSET = 10_000  # evaluation games never share seeds with training ga
 
 @dataclass
 class TrainSettings:
-    """What `train_atari.py` was asked for; None means 'take it from the config file'."""
+    """What `train_atari.py` was asked for, one field per flag; None means 'take it from the
+    config file' (or, for `backend`, the default for the game)."""
 
-    env: str
-    algo: str = "a2c"
-    extractor: str = "coordconv"
-    with_r: bool = False
-    seed: int = 0
-    timesteps: int | None = None
-    n_envs: int | None = None
-    device: str = "auto"
-    logdir: str = "runs"
-    config: str | None = None
-    sets: list[str] = field(default_factory=list)
-    eval_freq: int = 100_000
-    eval_episodes: int = 5
-    deterministic_eval: bool = False
-    checkpoint_freq: int = 500_000
-    run_name: str | None = None
-    sticky_actions: bool = False
-    vec_env: str | None = None
-    num_threads: int | None = None
-    progress: bool = True
+    env: str | None = option(
+        None,
+        "game: MsPacman, ms_pacman, ALE/MsPacman-v5, MsPacmanNoFrameskip-v4 "
+        "(required unless --resume)",
+    )
+    algo: str = option("a2c", f"SB3 algorithm: {', '.join(ALGOS)}")
+    extractor: str = option(
+        "coordconv",
+        f"features extractor: {', '.join(EXTRACTORS)} (conv is SB3's NatureCNN; coordconv makes "
+        "its first conv a CoordConv, coordconv-all every conv)",
+    )
+    with_r: bool = option(False, "add the radius coordinate channel")
+    seed: int = option(0, "seed of the agent and of sub-env i (+i)")
+    timesteps: int | None = option(None, "agent steps to train (config: n_timesteps)")
+    n_envs: int | None = option(None, "parallel games (config: n_envs)")
+    device: str = option("auto", "auto|cpu|cuda (auto: cuda if available)")
+    logdir: str = option("runs", "root folder of runs")
+    config: str | None = option(None, "hyperparameter YAML (configs/atari/<algo>.yaml)")
+    sets: list[str] = option(
+        help="override one hyperparameter, e.g. --set learning_rate='linear(1e-3, 0)'; repeatable",
+        flag="--set",
+        metavar="KEY=VALUE",
+        default_factory=list,
+    )
+    eval_freq: int = option(100_000, "evaluate every N agent steps (0: off)")
+    eval_episodes: int = option(5, "full games per evaluation")
+    deterministic_eval: bool = option(
+        False, "evaluate with greedy actions (default: sampled, as RL Zoo evaluates Atari)"
+    )
+    checkpoint_freq: int = option(500_000, "checkpoint every N agent steps (0: off)")
+    run_name: str | None = option(None, "run folder name (<algo>_<extractor>_s<seed>)")
+    sticky_actions: bool = option(False, "repeat the last action w.p. 0.25 (Machado et al.)")
+    backend: str | None = option(
+        None,
+        f"vec env backend, {' or '.join(BACKENDS)}: ale steps the games in ale-py's native "
+        "threaded vector env, sb3 in SB3's make_vec_env + AtariWrapper (default: ale where the "
+        "game runs on it)",
+    )
+    vec_env: str = option(
+        "dummy",
+        f"sb3 backend's VecEnv, {' or '.join(VEC_ENV_CLASSES)}: the games in one process or "
+        "one each, as RL Zoo's --vec-env",
+    )
+    num_threads: int | None = option(None, "ale backend emulator threads (one per core)")
+    progress: bool = option(True, "no progress bar; log SB3's table to stdout")
 
 
 @dataclass
@@ -111,14 +138,21 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         hyperparams["n_envs"] = s.n_envs
     hyperparams = check_hyperparams(hyperparams, s.algo)
     sb3_kwargs(hyperparams, s.algo)  # fail on a bad schedule or optimizer before any folder
+    if s.env is None:
+        raise UsageError("--env is required (or --resume RUN_DIR)")
     game = resolve_game(s.env)
-    vec_env = s.vec_env or default_backend(game)
-    check_choice("--vec-env", vec_env, BACKENDS)
+    backend = s.backend or default_backend(game)
+    check_choice("--backend", backend, BACKENDS)
+    if s.vec_env in BACKENDS:  # the flag's meaning before --backend existed
+        kinds = " or ".join(VEC_ENV_CLASSES)
+        raise UsageError(f"--vec-env takes {kinds}; for the backend use --backend {s.vec_env}")
+    check_choice("--vec-env", s.vec_env, VEC_ENV_CLASSES)
     if s.num_threads is not None and s.num_threads < 1:
         raise UsageError(f"--num-threads must be >= 1, got {s.num_threads}")
     return {
         "env": game,
-        "vec_env": vec_env,
+        "backend": backend,
+        "vec_env": s.vec_env,
         "num_threads": s.num_threads,
         "algo": s.algo,
         "extractor": s.extractor,
@@ -143,8 +177,11 @@ def resume_seed(seed: int, steps: int) -> int:
 
 def _envs(config: dict[str, Any], run_dir: Path, seed: int):
     hp = config["hyperparams"]
-    # Runs saved before the backend was recorded used the sb3 one.
-    backend = {"backend": config.get("vec_env", "sb3"), "num_threads": config.get("num_threads")}
+    backend = {
+        "backend": config["backend"],
+        "vec_env": config["vec_env"],
+        "num_threads": config.get("num_threads"),
+    }
     env = make_atari_vec_env(
         config["env"],
         int(hp["n_envs"]),

@@ -1,9 +1,9 @@
 """Compare conv and CoordConv runs of one game from their TensorBoard logs.
 
 Every folder under ROOT holding a config.yaml is a run. Runs are grouped by their whole config
-except the seed (and device, num_threads, checkpoint_freq, config_file, which cannot change what
-an agent learns or how it is scored), so other hyperparameters, budgets, backends or sticky
-actions make separate groups; the table names the keys in which groups differ. Two runs with
+except the seed and the keys that cannot change what an agent learns or how it is scored
+(analysis.runs.NOT_GROUPED: device, threads, ...), so other hyperparameters, budgets, backends or
+sticky actions make separate groups; the table names the keys in which groups differ. Two runs with
 the same seed in one group are refused (exit 2). The final return of a run is the mean of the
 tag's values in the last 10% of its step range. Writes comparison.md (table: seeds, mean, t 95%
 CI, IQM with bootstrap 95% CI from 5 seeds on, final return per seed), comparison.json (the same
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from agents.compare import DEFAULT_SMOOTH, DEFAULT_TAG, compare_runs
+from analysis.report import DEFAULT_SMOOTH, compare_runs
+from analysis.runs import DEFAULT_TAG
 from common.errors import ArgumentParser, run_cli
 
 

@@ -6,34 +6,14 @@ Prints mean +- std, min, max and episode lengths, and writes RUN_DIR/eval.json.
 
 from __future__ import annotations
 
-import argparse
-
-from common.errors import ArgumentParser, run_cli
+from agents.evaluate import EvaluateSettings, evaluate_run
+from common.cli import settings_from, settings_parser
+from common.errors import run_cli
 
 
 def main() -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by train_atari.py")
-    p.add_argument("--episodes", type=int, default=10, help="full games to play (10)")
-    p.add_argument("--deterministic", action="store_true", help="greedy actions, not sampled")
-    p.add_argument(
-        "--checkpoint", default="best", help="best (best_model.zip), final (model.zip) or STEPS"
-    )
-    p.add_argument("--video", help="write the first game to PATH (.mp4 or .gif), 210x160 RGB")
-    p.add_argument("--seed", type=int, default=0, help="seed of the evaluation game")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
-    args = p.parse_args()
-    from agents.evaluate import evaluate_run
-
-    r = evaluate_run(
-        args.run_dir,
-        args.episodes,
-        args.deterministic,
-        args.checkpoint,
-        args.video,
-        args.seed,
-        args.device,
-    )
+    args = settings_parser(EvaluateSettings, __doc__).parse_args()
+    r = evaluate_run(settings_from(EvaluateSettings, args))
     print(
         f"{r['env']} {r['algo']} {r['extractor']} ({r['model']}): {r['episodes']} episodes, "
         f"return {r['mean_reward']:.1f} +- {r['std_reward']:.1f} "

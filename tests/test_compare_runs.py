@@ -11,18 +11,13 @@ import yaml
 from scipy import stats
 from torch.utils.tensorboard import SummaryWriter
 
-from agents.compare import (
+from analysis.report import compare_runs
+from analysis.runs import NOT_GROUPED, Point, Run, RunConfig, group_settings, merge_segments
+from analysis.stats import (
     MIN_SEEDS_FOR_IQM,
-    NOT_GROUPED,
-    Point,
-    Run,
-    RunConfig,
-    compare_runs,
     curve_band,
     final_return,
-    group_settings,
     iqm_interval,
-    merge_segments,
     seed_curves,
     smooth_curve,
 )
@@ -273,8 +268,8 @@ def test_runs_differing_in_a_hyperparameter_are_separate_groups(tmp_path):
 @pytest.mark.parametrize(
     ("key", "values", "pooled", "alone"),
     [
-        # An older run without vec_env used SB3's backend: it pools with `vec_env: sb3`.
-        ("vec_env", [None, "sb3", "ale"], "vec_env=sb3", "vec_env=ale"),
+        # An older run without a backend key used SB3's backend: it pools with `backend: sb3`.
+        ("backend", [None, "sb3", "ale"], "backend=sb3", "backend=ale"),
         ("sticky_actions", [False, False, True], "sticky_actions=false", "sticky_actions=true"),
         ("eval_episodes", [5, 5, 10], "eval_episodes=5", "eval_episodes=10"),
         # The budget is a hyperparameter; 120.0 (YAML's 1.2e+2) is the same budget as 120.
@@ -305,24 +300,37 @@ def test_differences_between_differently_labelled_groups_are_named(tmp_path):
     """
     root = tmp_path / "MsPacman"
     runs = [("a2c", "conv", "sb3", 16), ("a2c", "coordconv", "ale", 16), ("ppo", "conv", "ale", 8)]
-    for algo, extractor, vec_env, n_envs in runs:
+    for algo, extractor, backend, n_envs in runs:
         hp = {"n_envs": n_envs}
         folder = root / f"{algo}_{extractor}"
-        write_run(folder, algo, extractor, 0, [_points([1] * 3)], hyperparams=hp, vec_env=vec_env)
+        write_run(folder, algo, extractor, 0, [_points([1] * 3)], hyperparams=hp, backend=backend)
     comparison = compare_runs(root, out=tmp_path / "out", progress=False)
     summary = comparison.summary
     assert _labels(summary) == ["a2c conv", "a2c coordconv", "ppo conv"]
-    assert summary["differing_keys"] == ["n_envs", "vec_env"]
-    assert summary["groups"][1]["distinguishing"] == {"n_envs": 16, "vec_env": "ale"}
+    assert summary["differing_keys"] == ["backend", "n_envs"]
+    assert summary["groups"][1]["distinguishing"] == {"n_envs": 16, "backend": "ale"}
     table = comparison.table
     assert [r.split("|")[7].strip() for r in table.splitlines()[2:5]] == [
-        "vec_env=sb3",
-        "vec_env=ale",
-        "vec_env=ale",
+        "backend=sb3",
+        "backend=ale",
+        "backend=ale",
     ]
     assert table.splitlines()[-1] == (
-        "Groups differ in: n_envs, vec_env. Between algos only: n_envs (a2c 16, ppo 8)."
+        "Groups differ in: backend, n_envs. Between algos only: n_envs (a2c 16, ppo 8)."
     )
+
+
+def test_old_configs_naming_the_backend_vec_env_pool_with_new_ones(tmp_path):
+    """Before `backend` had its key, `vec_env` held ale or sb3; `vec_env` now names how SB3's
+    sub-envs are hosted (dummy or subproc), which does not change the games."""
+    root = tmp_path / "MsPacman"
+    write_run(root / "old", "a2c", "conv", 0, [_points([1] * 3)], vec_env="ale")
+    write_run(root / "new", "a2c", "conv", 1, [_points([2] * 3)], backend="ale", vec_env="dummy")
+    write_run(root / "sb3", "a2c", "conv", 2, [_points([3] * 3)], backend="sb3", vec_env="subproc")
+    write_run(root / "oldest", "a2c", "conv", 3, [_points([4] * 3)])  # sb3, before the key
+    summary = compare_runs(root, out=tmp_path / "out", progress=False).summary
+    assert _labels(summary) == ["a2c conv (backend=ale)", "a2c conv (backend=sb3)"]
+    assert [g["n_seeds"] for g in summary["groups"]] == [2, 2]
 
 
 def test_keys_that_cannot_change_learning_do_not_split_groups(tmp_path):
@@ -362,10 +370,10 @@ def test_group_settings_flattens_the_config_without_the_seed():
         "learning_rate": 1e-3,
         "policy_kwargs.ortho_init": False,
         "sticky_actions": True,
-        "vec_env": "sb3",  # runs saved before the backend was recorded used SB3's
         "with_r": False,
     }
-    assert set(NOT_GROUPED) == {"seed", "device", "num_threads", "checkpoint_freq", "config_file"}
+    not_grouped = {"seed", "device", "num_threads", "checkpoint_freq", "config_file", "vec_env"}
+    assert set(NOT_GROUPED) == not_grouped
 
 
 def _two_copies_of_one_seed(root):

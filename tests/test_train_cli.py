@@ -164,6 +164,18 @@ def test_resume_continues_the_step_axis(capsys, tmp_path):
     load_results(str(run / "monitor"))  # SB3 reads them
 
 
+def test_a_run_saved_before_the_backend_key_resumes(capsys, tmp_path):
+    assert train(capsys, tmp_path, "--env", "MsPacman", "--timesteps", "40").code == 0
+    run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["vec_env"] = config.pop("backend")  # how runs named the backend before --backend
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    r = run_script(capsys, "train_atari.py", "--resume", run, "--timesteps", "60", "--no-progress")
+    assert r.code == 0, r.err
+    resumed = yaml.safe_load((run / "config.yaml").read_text())
+    assert (resumed["backend"], resumed["vec_env"]) == ("ale", "dummy")
+
+
 def test_resuming_a_finished_run_does_nothing(capsys, tmp_path):
     assert train(capsys, tmp_path, "--env", "MsPacman", "--timesteps", "40").code == 0
     run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
@@ -191,12 +203,12 @@ def test_both_backends_log_the_same_keys(capsys, tmp_path):
     tags = {}
     for backend in ("ale", "sb3"):
         r = train(
-            capsys, tmp_path, "--env", "MsPacman", "--timesteps", "2400", "--vec-env", backend,
+            capsys, tmp_path, "--env", "MsPacman", "--timesteps", "2400", "--backend", backend,
             "--run-name", backend, "--eval-freq", "1200", "--eval-episodes", "1",
         )  # fmt: skip
         assert r.code == 0, r.err
         run = tmp_path / "MsPacman" / backend
-        assert yaml.safe_load((run / "config.yaml").read_text())["vec_env"] == backend
+        assert yaml.safe_load((run / "config.yaml").read_text())["backend"] == backend
         acc = EventAccumulator(str(run)).Reload()
         tags[backend] = set(acc.Tags()["scalars"])
     assert tags["ale"] == tags["sb3"] and "eval/mean_reward" in tags["ale"]
@@ -264,7 +276,10 @@ def test_nan_loss_stops_with_checkpoint_intact(capsys, tmp_path):
 
 BAD_TRAIN = [
     (["--env", "MsPacmn"], "unknown Atari game 'MsPacmn'; nearest valid names: MsPacman"),
-    (["--env", "MsPacman", "--extractor", "coord"], "invalid choice: 'coord'"),
+    (
+        ["--env", "MsPacman", "--extractor", "coord"],
+        "unknown extractor 'coord'; valid: conv, coordconv, coordconv-all",
+    ),
     (["--env", "MsPacman", "--set", "learning_rat=1"], "unknown hyperparameter 'learning_rat'"),
     (["--env", "MsPacman", "--set", "gamma"], "--set expects key=value, got 'gamma'"),
     (["--env", "MsPacman", "--config", "nope.yaml"], "config file not found: nope.yaml"),
@@ -273,7 +288,9 @@ BAD_TRAIN = [
     (["--env", "MsPacman", "--timesteps", "-5"], "n_timesteps must be a number >= 1, got -5"),
     (["--env", "MsPacman", "--device", "cuda"], "--device cuda"),
     (["--env", "MsPacman", "--set", "learning_rate=linear(1e-3)"], "cannot read schedule"),
-    (["--env", "MsPacman", "--vec-env", "gpu"], "unknown --vec-env 'gpu'; valid: ale, sb3"),
+    (["--env", "MsPacman", "--backend", "gpu"], "unknown --backend 'gpu'; valid: ale, sb3"),
+    (["--env", "MsPacman", "--vec-env", "gpu"], "unknown --vec-env 'gpu'; valid: dummy, subproc"),
+    (["--env", "MsPacman", "--vec-env", "ale"], "for the backend use --backend ale"),
     (["--env", "MsPacman", "--num-threads", "0"], "--num-threads must be >= 1, got 0"),
     (["--resume", "no/such/run"], "run folder not found: no/such/run"),
     (["--env", "MsPacman", "--set", "ent_coef=abc"], "ent_coef must be a number, got 'abc'"),
