@@ -18,15 +18,13 @@ LABEL_KEYS = ("env", "algo", "extractor", "with_r")
 UNSET = "(unset)"  # how a key that a group's runs lack is shown
 
 
-EXTRACTOR_ORDER = ("conv", "coordconv", "coordconv-all")
-
-
 def group_runs(runs: Iterable[Run]) -> dict[str, list[Run]]:
     """Runs by group label, one group per distinct `settings`, each group's runs by seed.
 
-    Groups come in a stable order: algo, extractor (conv, coordconv, coordconv-all, others by
-    name), with_r, then the values of the keys in which groups differ. Labels are those of
-    `group_labels`. Raises UsageError naming the group and its runs if a seed occurs twice in it.
+    Groups come in a stable order: algo, extractor (by name, which puts conv before coordconv
+    before coordconv-all), with_r, then the values of the keys in which groups differ. Labels
+    are those of `group_labels`. Raises UsageError naming the group and its runs if a seed
+    occurs twice in it.
     """
     by_key: dict[tuple, list[Run]] = {}
     for run in runs:
@@ -89,10 +87,7 @@ def _check_distinct_seeds(label: str, runs: Sequence[Run]) -> None:
 
 
 def _group_order(config: RunConfig) -> tuple:
-    """conv before coordconv before coordconv-all; unknown extractors after, by name."""
-    known = EXTRACTOR_ORDER.index(config.extractor) if config.extractor in EXTRACTOR_ORDER else None
-    rank = (0, known, "") if known is not None else (1, 0, config.extractor)
-    return (config.algo, rank, config.with_r)
+    return (config.algo, config.extractor, config.with_r)
 
 
 class Absent:

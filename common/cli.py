@@ -66,7 +66,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if _HELP not in f.metadata:
             continue
         kind = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else None
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else f.default
         flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
         kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata[_HELP]}
         if f.metadata["metavar"]:
@@ -82,14 +83,29 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
                 parser.add_argument(flag, action="store_true", default=False, **kwargs)
         elif typing.get_origin(kind) is list:
             parser.add_argument(flag, action="append", default=[], **kwargs)
+        elif required:
+            parser.add_argument(flag, type=kind, required=True, **kwargs)
         else:
             parser.add_argument(flag, type=kind, default=default, **kwargs)
 
 
-def settings_parser(cls: type, description: str | None) -> argparse.ArgumentParser:
-    """The suite's ArgumentParser (one-line errors, exit 2) with the flags of dataclass `cls`."""
+DEVICE_HELP = "auto|cpu|cuda (auto: cuda if available)"
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """--device, as every trainer and benchmark takes it (common.devices.resolve_device)."""
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def settings_parser(
+    cls: type, description: str | None, *, device: bool = False
+) -> argparse.ArgumentParser:
+    """The suite's ArgumentParser (one-line errors, exit 2) with the flags of dataclass `cls`;
+    `device=True` adds --device for settings that do not hold it."""
     parser = ArgumentParser(description=description, formatter_class=_HelpFormatter)
     add_settings_arguments(parser, cls)
+    if device:
+        add_device_argument(parser)
     return parser
 
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from common.cli import add_device_argument
 from common.errors import check_at_least, check_choice
 
 
@@ -18,7 +19,7 @@ def add_reproduce_args(p: argparse.ArgumentParser, out: str, seeds: int, budgets
     """--budget, --seeds, --device, --out and --no-progress; `budgets` describes the budgets."""
     p.add_argument("--budget", default="quick", help=budgets)
     p.add_argument("--seeds", type=int, default=seeds, help=f"seeds per cell ({seeds})")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    add_device_argument(p)
     p.add_argument("--out", default=out, help=f"markdown file to update ({out})")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -13,6 +13,11 @@ from common.devices import describe_device
 from common.files import atomic_write_json, atomic_write_text
 
 
+def count_params(module: torch.nn.Module) -> int:
+    """Trainable parameters of `module`, as every results.json reports them."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)
+
+
 def update_section(path: str | os.PathLike, preamble: str, heading: str, body: str) -> Path:
     """Write `## heading` + `body` into the markdown file at `path`, keeping other sections.
 

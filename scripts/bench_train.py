@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from agents.config import ALGOS
+from common.cli import add_device_argument
 from common.errors import ArgumentParser, UsageError, run_cli
 
 PREAMBLE = """# Atari training speed: conv vs CoordConv vs RL Zoo
@@ -24,19 +26,19 @@ The ratios are time per step (inverse steps/s): above 1 is slower. Goal: coordco
 def main() -> int:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--env", default="MsPacman", help="game (MsPacman)")
-    p.add_argument("--algos", default="a2c,ppo", help="comma-separated: a2c,ppo")
+    p.add_argument("--algos", default=",".join(ALGOS), help=f"comma-separated: {','.join(ALGOS)}")
     p.add_argument("--steps", type=int, default=4096, help="agent steps per timed round")
     p.add_argument("--rounds", type=int, default=3, help="interleaved timed rounds per variant")
     p.add_argument("--n-envs", type=int, help="parallel games (default: the config's)")
-    p.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    add_device_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of models and games")
     p.add_argument("--out", default="docs/results/train_speed.md", help="markdown to update")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     args = p.parse_args()
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
-    bad = [a for a in algos if a not in ("a2c", "ppo")]
+    bad = [a for a in algos if a not in ALGOS]
     if bad or not algos:
-        raise UsageError(f"--algos must list a2c and/or ppo, got {args.algos!r}")
+        raise UsageError(f"--algos must list some of {', '.join(ALGOS)}, got {args.algos!r}")
     if args.steps < 1 or args.rounds < 1:
         raise UsageError(f"--steps and --rounds must be >= 1, got {args.steps} and {args.rounds}")
     if args.n_envs is not None and args.n_envs < 1:

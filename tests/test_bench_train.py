@@ -25,7 +25,7 @@ def test_bench_train_measures_all_three_variants(capsys, tmp_path):
 
 def test_bench_train_bad_input(capsys, tmp_path):
     for args, message in [
-        (["--algos", "dqn"], "--algos must list a2c and/or ppo, got 'dqn'"),
+        (["--algos", "dqn"], "--algos must list some of a2c, ppo, got 'dqn'"),
         (["--steps", "0"], "--steps and --rounds must be >= 1"),
         (["--env", "Pacmn", "--steps", "1"], "unknown Atari game 'Pacmn'"),
     ]:

@@ -5,10 +5,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from common.results import count_params
 from coordconv import AddCoords, CoordConv2d
 from supervised.gan.data import draw_clevr, load_gan_data
 from supervised.gan.mode_collapse import collapse_scores, locate
-from supervised.gan.models import CoordConvGenerator, TiledCoordConv, build_gan, count_params
+from supervised.gan.models import CoordConvGenerator, TiledCoordConv, build_gan
 from supervised.gan.trainer import GanSettings, real_reference, train_gan
 from tests.cli import error_lines, run_script
 

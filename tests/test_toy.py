@@ -6,8 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from common.results import count_params
 from supervised.not_so_clevr import held_out_mask, make_dataset, split_dataset
-from supervised.toy.models import build_model, count_params
+from supervised.toy.models import build_model
 from supervised.toy.trainer import (
     ToySettings,
     model_input,

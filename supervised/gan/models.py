@@ -171,8 +171,3 @@ def build_gan(
             Discriminator(channels, width, coords=True),
         )
     raise ValueError(f"unknown model {model!r}; valid: {', '.join(MODELS)}")
-
-
-def count_params(net: nn.Module) -> int:
-    """Trainable parameters of `net`."""
-    return sum(p.numel() for p in net.parameters() if p.requires_grad)

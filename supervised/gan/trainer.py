@@ -13,11 +13,13 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from common.cli import option
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
+from common.results import count_params
 from supervised.gan.data import DATASETS, FULL_SIZE, GanData, load_gan_data
 from supervised.gan.mode_collapse import Reference, collapse_scores, reference
-from supervised.gan.models import COORD_INITS, MODELS, build_gan, count_params
+from supervised.gan.models import COORD_INITS, MODELS, build_gan
 
 REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
 EVAL_NOISE_SEED = 2018  # the same evaluation z for every run: a fixed test set for generators
@@ -28,24 +30,29 @@ INTERPOLATION_ROWS, INTERPOLATION_STEPS = 8, 10
 
 @dataclass
 class GanSettings:
-    """One GAN run; the defaults are the release's (batch 16, Adam D 1e-4, G 5e-4, z 256)."""
+    """One GAN run, one field per flag of train_gan.py; the defaults are the release's (batch 16,
+    Adam D 1e-4, G 5e-4, z 256, 2 G updates per batch, 50 epochs)."""
 
-    data: str = "clevr"
-    model: str = "coordconv"
-    epochs: int = 50
-    images: int | None = None  # None: the whole dataset (clevr 50,000, square 3,136)
-    batch_size: int = 16
-    seed: int = 0
-    lr_d: float = 1e-4
-    lr_g: float = 5e-4
+    data: str = option("clevr", f"dataset: {', '.join(DATASETS)}")
+    model: str = option("coordconv", f"GAN: {', '.join(MODELS)}")
+    epochs: int = option(50, "epochs")
+    images: int | None = option(None, "training images (default: all, clevr 50,000, square 3,136)")
+    batch_size: int = option(16, "images per step")
+    seed: int = option(0, "seed of init, data, shuffling and z")
+    lr_d: float = option(1e-4, "discriminator Adam rate")
+    lr_g: float = option(5e-4, "generator Adam rate")
     beta1: float = 0.5  # DCGAN's Adam beta1; the release does not say otherwise
-    g_steps: int = 2  # generator updates per batch: the release's train_gan.py makes two
-    z_dim: int = 256
-    width: float = 1.0  # hidden-channel multiplier of all four nets (1.0 = the release)
-    coord_init: str = "balanced"  # the CoordConv generator's first layer: balanced or release
-    eval_samples: int = 1000
-    out: str | None = None
-    progress: bool = True
+    g_steps: int = option(2, "generator updates per batch (the release's train_gan.py makes 2)")
+    z_dim: int = option(256, "latent size, z ~ U(-1, 1)")
+    width: float = option(1.0, "hidden-channel multiplier of all four nets (1.0: the release)")
+    coord_init: str = option(
+        "balanced",
+        "CoordConv generator's first layer: balanced (z and coordinates each He-normal over "
+        "their own fan-in) or release (one fan-in for all)",
+    )
+    eval_samples: int = option(1000, "samples measured per epoch")
+    out: str | None = option(None, "output folder (runs/gan/<data>_<model>_s<seed>)")
+    progress: bool = option(True, "hide the progress bar")
 
 
 def check_settings(s: GanSettings) -> None:

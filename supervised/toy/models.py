@@ -192,8 +192,3 @@ def build_model(task: str, model: str, split: str) -> nn.Module:
         raise ValueError(f"no model {model!r} for task {task!r}")
     net = he_normal_init(builders[(task, model)]())
     return net.init_for_max_pool() if isinstance(net, CoordConvRegressor) else net
-
-
-def count_params(module: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

@@ -15,10 +15,12 @@ import yaml
 from torch import nn
 from tqdm import tqdm
 
+from common.cli import option
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_write_json
+from common.results import count_params
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
-from supervised.toy.models import MODELS, TASKS, build_model, count_params
+from supervised.toy.models import MODELS, TASKS, build_model
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "toy"
 EVAL_CHUNK = 512  # examples per forward pass when measuring: bounds the deconv's memory
@@ -55,24 +57,31 @@ INTERM_LOSSES = ("none", "softmax")
 
 @dataclass
 class ToySettings:
-    """One training run; None fields take the task's configs/toy/<task>.yaml default."""
+    """One training run, one field per flag of train_toy.py; None fields take the task's
+    configs/toy/<task>.yaml default."""
 
-    task: str
-    split: str
-    model: str
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    l2: float | None = None
-    seed: int = 0
-    schedule: str | None = None
-    checks_per_epoch: int | None = None
-    raw_input: bool = False
-    interm_loss: str | None = None
-    target: float | None = None
-    early_stop: bool = True
-    out: str | None = None
-    progress: bool = True
+    task: str = option(help=f"task: {', '.join(TASKS)}")
+    split: str = option("uniform", "uniform (2,368 train / 768 test) or quadrant (2,407 / 729)")
+    model: str = option("coordconv", f"the release's nets: {', '.join(MODELS)}")
+    epochs: int | None = option(None, "most epochs to train (config default)")
+    lr: float | None = option(None, "Adam learning rate (config default)")
+    batch_size: int | None = option(None, "minibatch size (config default)")
+    l2: float | None = option(None, "L2 weight on kernels, l2 * sum(w^2) (config default)")
+    seed: int = option(0, "seed of init and shuffling")
+    schedule: str | None = option(None, "constant or cosine (to 0 over --epochs) (config default)")
+    checks_per_epoch: int | None = option(
+        None, "test the target this often per epoch (config default)"
+    )
+    raw_input: bool = option(False, "feed (x, y) as 4..59 as released (default: [-1, 1])")
+    interm_loss: str | None = option(
+        None,
+        "none or softmax: also train the CoordConv renderer's classifier on the one-hot centre, "
+        "a release option (config default)",
+    )
+    target: float | None = option(None, "test metric that counts as solved (task default)")
+    early_stop: bool = option(True, "train every epoch, even after the target is reached")
+    out: str | None = option(None, "output folder (runs/toy/<task>_<split>_<model>_s<seed>)")
+    progress: bool = option(True, "hide the progress bar")
 
 
 def resolve_settings(s: ToySettings) -> ToySettings:
