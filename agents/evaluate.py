@@ -14,7 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from agents.checkpoints import model_path
 from agents.config import ALGOS
 from agents.run_dir import read_run_config
-from common.cli import option
+from common.cli import DEVICE_HELP, option
 from common.devices import resolve_device
 from common.errors import UsageError
 from common.files import atomic_path, atomic_write_json
@@ -79,7 +79,7 @@ class EvaluateSettings:
         None, "write the first game to PATH (.mp4 or .gif), 210x160 RGB", metavar="PATH"
     )
     seed: int = option(0, "seed of the evaluation games")
-    device: str = option("auto", "auto|cpu|cuda (auto: cuda if available)")
+    device: str = option("auto", DEVICE_HELP)
 
 
 def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 
+from common.cli import add_device_argument
 from common.errors import ArgumentParser, UsageError, run_cli
 
 PREAMBLE = """# CoordConv layer speed
@@ -24,7 +25,7 @@ gradient over the batch) show; on the Atari and 3x3 layers the split wins clearl
 
 def main() -> int:
     parser = ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="auto", help="auto|cpu|cuda (auto: cuda if available)")
+    add_device_argument(parser)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds per layer")
     parser.add_argument("--iters", type=int, default=10, help="forward+backward passes per round")
     parser.add_argument("--seed", type=int, default=0, help="seed for inputs and weights")
