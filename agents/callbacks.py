@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,51 @@ class EpisodeLogger(BaseCallback):
                 self._writer.add_scalar("charts/episodic_return", episode["r"], self.num_timesteps)
                 self._writer.add_scalar("charts/episodic_length", episode["l"], self.num_timesteps)
         return True
+
+
+class ProgressFile(BaseCallback):
+    """Keeps RUN_DIR/progress.json (steps, total, steps/s of this session, latest full-game
+    return) up to date every `seconds`, atomically, for live views of running studies."""
+
+    NAME = "progress.json"
+
+    def __init__(self, run_dir: Path, total: int, seconds: float = 5.0) -> None:
+        super().__init__()
+        self.path = run_dir / self.NAME
+        self.total = total
+        self.seconds = seconds
+        self._last_return: float | None = None
+
+    def _on_training_start(self) -> None:
+        self._start = self._written = time.time()
+        self._start_steps = self.num_timesteps
+        self._write()
+
+    def _on_step(self) -> bool:
+        for info in self.locals["infos"]:
+            if "episode" in info:
+                self._last_return = float(info["episode"]["r"])
+        if time.time() - self._written >= self.seconds:
+            self._write()
+        return True
+
+    def _on_training_end(self) -> None:
+        self._write()
+
+    def _write(self) -> None:
+        self._written = now = time.time()
+        elapsed = now - self._start
+        rate = (self.num_timesteps - self._start_steps) / elapsed if elapsed > 0 else 0.0
+        atomic_write_json(
+            self.path,
+            {
+                "steps": int(self.num_timesteps),
+                "total": self.total,
+                "steps_per_s": rate,
+                "last_return": self._last_return,
+                "time": now,
+            },
+        )
 
 
 class Checkpointer(_EveryNSteps):

@@ -15,7 +15,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import FloatSchedule
 
-from agents.callbacks import Checkpointer, EpisodeLogger, Evaluator, NonFiniteError, NonFiniteGuard
+from agents.callbacks import (
+    Checkpointer,
+    EpisodeLogger,
+    Evaluator,
+    NonFiniteError,
+    NonFiniteGuard,
+    ProgressFile,
+)
 from agents.checkpoints import list_checkpoints, newest_model, save_model_atomic
 from agents.config import (
     ALGOS,
@@ -32,7 +39,7 @@ from agents.run_dir import (
     read_run_config,
     write_run_metadata,
 )
-from common.cli import option
+from common.cli import DEVICE_HELP, option
 from common.devices import resolve_device
 from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
@@ -63,7 +70,7 @@ class TrainSettings:
     seed: int = option(0, "seed of the agent and of sub-env i (+i)")
     timesteps: int | None = option(None, "agent steps to train (config: n_timesteps)")
     n_envs: int | None = option(None, "parallel games (config: n_envs)")
-    device: str = option("auto", "auto|cpu|cuda (auto: cuda if available)")
+    device: str = option("auto", DEVICE_HELP)
     logdir: str = option("runs", "root folder of runs")
     config: str | None = option(None, "hyperparameter YAML (configs/atari/<algo>.yaml)")
     sets: list[str] = option(
@@ -207,7 +214,8 @@ def _envs(config: dict[str, Any], run_dir: Path, seed: int):
 
 
 def _callbacks(config: dict[str, Any], run_dir: Path, eval_env) -> list:
-    callbacks = [NonFiniteGuard(), EpisodeLogger()]
+    total = int(config["hyperparams"]["n_timesteps"])
+    callbacks = [NonFiniteGuard(), EpisodeLogger(), ProgressFile(run_dir, total)]
     if config["checkpoint_freq"] > 0:
         callbacks.append(Checkpointer(run_dir, config["checkpoint_freq"]))
     if eval_env is not None:

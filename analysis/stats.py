@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +27,14 @@ MIN_SEEDS_FOR_IQM = 5
 
 def final_return(steps: np.ndarray, values: np.ndarray, fraction: float = FINAL_FRACTION) -> float:
     """Mean of the values whose step lies in the last `fraction` of the step range."""
+    return float(np.mean(values[final_window(steps, fraction)]))
+
+
+def final_window(steps: np.ndarray, fraction: float = FINAL_FRACTION) -> np.ndarray:
+    """Which points `final_return` averages: those whose step lies in the last `fraction` of the
+    step range (steps >= last - fraction * (last - first)), as a boolean mask."""
     first, last = float(np.min(steps)), float(np.max(steps))
-    keep = steps >= last - fraction * (last - first)
-    return float(np.mean(values[keep]))
+    return steps >= last - fraction * (last - first)
 
 
 def t_interval(samples: Sequence[float], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -52,23 +58,42 @@ def iqm_interval(
     x = np.asarray(samples, dtype=np.float64)
     if x.size < MIN_SEEDS_FOR_IQM:
         return None
-    from rliable import library as rly
     from rliable import metrics
+
+    points, intervals = interval_estimates(
+        {"iqm": x[:, None]},
+        lambda scores: np.array([metrics.aggregate_iqm(scores)]),
+        seed=seed,
+        reps=reps,
+    )
+    lo, hi = intervals["iqm"][:, 0]
+    return float(points["iqm"][0]), (float(lo), float(hi))
+
+
+def interval_estimates(
+    score_dict: Mapping[str, Any],
+    func: Callable[..., Any],
+    seed: int = BOOTSTRAP_SEED,
+    reps: int = BOOTSTRAP_REPS,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """rliable's `get_interval_estimates` (95% stratified bootstrap, percentile intervals),
+    reproducible: the same inputs and `seed` give the same intervals, and NumPy's global RNG is
+    left as it was.
+
+    `score_dict` maps a name to a (runs x tasks [x ...]) array, or to a list of such arrays
+    resampled independently (e.g. two algorithms' scores for the probability of improvement).
+    Returns rliable's point estimates and (2 x ...) intervals, by name.
+    """
+    from rliable import library as rly
 
     # rliable 1.2 resamples with NumPy's global RNG (its random_state argument does not reach
     # the resampling), so seed that for a reproducible interval and leave it as it was.
     saved = np.random.get_state()
     np.random.seed(seed)
     try:
-        points, intervals = rly.get_interval_estimates(
-            {"iqm": x[:, None]},
-            lambda scores: np.array([metrics.aggregate_iqm(scores)]),
-            reps=reps,
-        )
+        return rly.get_interval_estimates(score_dict, func, reps=reps)
     finally:
         np.random.set_state(saved)
-    lo, hi = intervals["iqm"][:, 0]
-    return float(points["iqm"][0]), (float(lo), float(hi))
 
 
 def smooth_curve(steps: np.ndarray, values: np.ndarray, window: float) -> np.ndarray:

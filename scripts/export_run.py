@@ -1,0 +1,62 @@
+"""Export a trained run: into RL Baselines3 Zoo's log layout, or its policy as an ONNX model.
+
+Examples:
+  python scripts/export_run.py runs/MsPacman/a2c_coordconv_s0 --to zoo logs
+  python -m rl_zoo3.enjoy --algo a2c --env MsPacmanNoFrameskip-v4 -f logs --no-render -n 5000
+  python scripts/export_run.py runs/MsPacman/a2c_coordconv_s0 --to onnx pacman.onnx
+
+--to zoo writes OUT/<algo>/<Game>NoFrameskip-v4_<n>/ (the next free n). --to onnx writes one
+graph, uint8 frames in, action logits and value out, and checks it against the PyTorch policy
+with onnxruntime on real frames: above a max abs difference of 1e-4 it writes nothing, exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from common.errors import ArgumentParser, run_cli
+
+
+def main() -> int:
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by train_atari.py")
+    p.add_argument("--to", required=True, choices=["zoo", "onnx"], help="export format")
+    p.add_argument("out", metavar="OUT", help="zoo: a log folder (-f of rl_zoo3); onnx: a .onnx")
+    p.add_argument(
+        "--checkpoint",
+        help="best, final or STEPS (default: best_model.zip if the run has one, else model.zip)",
+    )
+    p.add_argument("--observations", type=int, default=32, help="onnx: real frames checked (32)")
+    p.add_argument("--seed", type=int, default=0, help="onnx: seed of the random play (0)")
+    args = p.parse_args()
+    from agents.export import ExportCheckError, export_onnx, export_zoo
+
+    if args.to == "zoo":
+        r = export_zoo(args.run_dir, args.out, args.checkpoint)
+        print(f"{r['env_id']} {r['algo']} {r['extractor']} ({r['model']}) -> {r['exp_dir']}")
+        print(
+            f"play it: python -m rl_zoo3.enjoy --algo {r['algo']} --env {r['env_id']} "
+            f"-f {r['folder']} --exp-id {r['exp_id']}"
+        )
+        return 0
+    try:
+        r = export_onnx(args.run_dir, args.out, args.checkpoint, args.observations, args.seed)
+    except ExportCheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"{r['env']} {r['algo']} {r['extractor']} ({r['model']}) -> {r['onnx']}: obs uint8 "
+        f"(N, {r['frame_stack']}, 84, 84) -> action_logits (N, {r['n_actions']}), value (N, 1)"
+    )
+    print(
+        f"onnxruntime vs PyTorch on {r['observations']} real observations (batches of "
+        f"{' and '.join(map(str, r['batch_sizes']))}): max abs difference "
+        f"logits {r['max_abs_diff_logits']:.2g}, value {r['max_abs_diff_value']:.2g} "
+        f"(tolerance {r['tolerance']:g})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
