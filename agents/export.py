@@ -14,6 +14,7 @@ import shutil
 import uuid
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from agents.checkpoints import model_path
 from agents.config import ALGOS
 from agents.run_dir import read_run_config
 from agents.zoo import zoo_entry
+from common.cli import option
 from common.errors import UsageError
 from common.files import atomic_path, atomic_write_text
 from envs.atari import STICKY_ACTION_PROBABILITY, make_atari_vec_env
@@ -39,6 +41,28 @@ ZOO_ENV_SUFFIX = "NoFrameskip-v4"  # RL Zoo's Atari protocol: no sticky actions,
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # float32 round-off of the same graph is ~1e-6; more means a wrong graph
 ONNX_INPUT, ONNX_OUTPUTS = "obs", ("action_logits", "value")
+
+
+EXPORT_FORMATS = ("zoo", "onnx")
+ONNX_CHECK_OBSERVATIONS = 32  # real frames the ONNX check plays and compares
+
+
+@dataclass
+class ExportSettings:
+    """What `export_run.py` was asked for, one field per argument."""
+
+    run_dir: str = option(
+        help="a run folder made by train_atari.py", flag="run_dir", metavar="RUN_DIR"
+    )
+    out: str = option(
+        help="zoo: a log folder (-f of rl_zoo3); onnx: a .onnx file", flag="out", metavar="OUT"
+    )
+    to: str = option(help=f"export format: {', '.join(EXPORT_FORMATS)}")
+    checkpoint: str | None = option(
+        None, "best, final or STEPS (default: best_model.zip if the run has one, else model.zip)"
+    )
+    observations: int = option(ONNX_CHECK_OBSERVATIONS, "onnx: real frames checked")
+    seed: int = option(0, "onnx: seed of the random play")
 
 
 class ExportCheckError(RuntimeError):
@@ -252,7 +276,7 @@ def export_onnx(
     run_dir: str | Path,
     out: str | Path,
     checkpoint: str | None = None,
-    n_observations: int = 32,
+    n_observations: int = ONNX_CHECK_OBSERVATIONS,
     seed: int = 0,
     tolerance: float = ONNX_TOLERANCE,
 ) -> dict[str, Any]:

@@ -12,26 +12,22 @@ with onnxruntime on real frames: above a max abs difference of 1e-4 it writes no
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from common.errors import ArgumentParser, run_cli
+from agents.export import (
+    EXPORT_FORMATS,
+    ExportCheckError,
+    ExportSettings,
+    export_onnx,
+    export_zoo,
+)
+from common.cli import settings_from, settings_parser
+from common.errors import check_choice, run_cli
 
 
 def main() -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder made by train_atari.py")
-    p.add_argument("--to", required=True, choices=["zoo", "onnx"], help="export format")
-    p.add_argument("out", metavar="OUT", help="zoo: a log folder (-f of rl_zoo3); onnx: a .onnx")
-    p.add_argument(
-        "--checkpoint",
-        help="best, final or STEPS (default: best_model.zip if the run has one, else model.zip)",
-    )
-    p.add_argument("--observations", type=int, default=32, help="onnx: real frames checked (32)")
-    p.add_argument("--seed", type=int, default=0, help="onnx: seed of the random play (0)")
-    args = p.parse_args()
-    from agents.export import ExportCheckError, export_onnx, export_zoo
-
+    args = settings_from(ExportSettings, settings_parser(ExportSettings, __doc__).parse_args())
+    check_choice("--to", args.to, EXPORT_FORMATS)
     if args.to == "zoo":
         r = export_zoo(args.run_dir, args.out, args.checkpoint)
         print(f"{r['env_id']} {r['algo']} {r['extractor']} ({r['model']}) -> {r['exp_dir']}")

@@ -235,7 +235,7 @@ def test_config_modules_hold_rl_zoo_atari_entries(module, algo, extractor):
     ("args", "message"),
     [
         (["{missing}", "--to", "zoo", "{tmp}/logs"], "run folder not found"),
-        (["{coordconv}", "--to", "tflite", "{tmp}/x"], "invalid choice"),
+        (["{coordconv}", "--to", "tflite", "{tmp}/x"], "unknown --to 'tflite'; valid: zoo, onnx"),
         (["{coordconv}", "--to", "onnx", "{tmp}/x.pt"], "must end in .onnx"),
         (["{coordconv}", "--to", "zoo", "{tmp}/logs", "--checkpoint", "best"], "not found"),
         (["{coordconv}", "--to", "zoo", "{tmp}/a_file"], "must be a folder"),
