@@ -11,6 +11,7 @@ nothing here queues or retries on its own.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -74,9 +75,18 @@ def train_one(run: PlannedRun, threads: int) -> dict[str, Any]:
     """Bring one run to its total (the body of a Ray task): train, resume or skip."""
     import torch
 
+    torch.set_num_threads(threads)
+    run.run_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A worker of a killed driver can outlive it for a few seconds and still be training this
+    # run: wait for its lock (the kernel drops it when that process dies), then read the folder.
+    with open(run.run_dir.parent / f".{run.run_dir.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _bring_to_total(run)
+
+
+def _bring_to_total(run: PlannedRun) -> dict[str, Any]:
     from agents.train import resume_atari, train_atari
 
-    torch.set_num_threads(threads)
     state = run_state(run)
     command = ["scripts/study.py", f"# {run.label}"]
     if state.state == "finished":

@@ -125,9 +125,15 @@ def test_a_study_whose_driver_was_killed_finishes_without_training_a_run_twice(t
     else:
         driver.kill()
         pytest.fail("the study never had a finished and a started run at once")
+    # The machine goes down: the driver and its Ray workers die at once, mid-run. (Ray's workers
+    # would otherwise outlive a killed driver by seconds, and finish the run they were on.)
     driver.send_signal(signal.SIGKILL)
+    subprocess.run(["pkill", "-9", "-f", "ray::"], check=False)
     driver.wait(timeout=60)
-    time.sleep(5)  # Ray's processes share the driver's fate
+    deadline = time.time() + 120
+    while subprocess.run(["pgrep", "-f", "ray::"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "Ray's workers outlived the driver"
+        time.sleep(1)
     first = results(logdir)
     stamps = {name: (logdir / "Breakout" / name / "model.zip").stat().st_mtime_ns for name in first}
     proc = study(spec, "--logdir", logdir)
@@ -138,8 +144,8 @@ def test_a_study_whose_driver_was_killed_finishes_without_training_a_run_twice(t
     for name, stamp in stamps.items():  # finished runs were not trained again
         assert (logdir / "Breakout" / name / "model.zip").stat().st_mtime_ns == stamp
         assert final[name] == first[name]
-    resumed = [n for n in final if n not in first and (logdir / "Breakout" / n / "checkpoints")]
     # A run with a checkpoint continued from it rather than from step 0.
-    assert any(final[n]["trained_timesteps"] < 2000 for n in resumed)
+    resumed = [n for n in final if n not in first and n in started]
+    assert resumed and all(final[n]["trained_timesteps"] < 2000 for n in resumed)
     report = json.loads((logdir / "report" / "study.json").read_text())
     assert "Breakout" in json.dumps(report)
