@@ -22,23 +22,22 @@ def train(capsys, logdir, *args):
     return run_script(capsys, "train_atari.py", "--logdir", logdir, *TINY, *args)
 
 
-def values_logged(run_dir, tag):
-    """Per event file, the values logged for `tag` in step order."""
-    values = []
+def points_logged(run_dir, tag):
+    """Per event file that logged `tag`, its (step, value) points."""
+    points = []
     for path in sorted(run_dir.glob("events.out.tfevents.*")):
         acc = EventAccumulator(str(path), size_guidance={"scalars": 0}).Reload()
         if tag in acc.Tags()["scalars"]:
-            values.append([e.value for e in acc.Scalars(tag)])
-    return values
+            points.append([(e.step, e.value) for e in acc.Scalars(tag)])
+    return points
 
 
 def steps_logged(run_dir, tag):
-    steps = []
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(path), size_guidance={"scalars": 0}).Reload()
-        if tag in acc.Tags()["scalars"]:
-            steps.append([e.step for e in acc.Scalars(tag)])
-    return steps
+    return [[step for step, _ in file] for file in points_logged(run_dir, tag)]
+
+
+def values_logged(run_dir, tag):
+    return [[value for _, value in file] for file in points_logged(run_dir, tag)]
 
 
 @pytest.fixture(scope="module")
