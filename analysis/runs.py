@@ -197,7 +197,7 @@ def load_runs(root: Path, tag: str, progress: bool = True) -> list[Run]:
     if not runs:
         raise UsageError(f"no run under {root} logged tag {tag!r}; {_tags_hint(all_tags)}")
     for name in empty:
-        _warn(f"run {name} has no points for tag {tag!r}; skipped")
+        warn(f"run {name} has no points for tag {tag!r}; skipped")
     return runs
 
 
@@ -216,10 +216,6 @@ def _tags_hint(tags: set[str]) -> str:
     return "scalar tags found: " + ", ".join(listed[:MAX_TAGS_LISTED]) + more
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """One warning line on stderr, as the analysis reports what it leaves out."""
     print(f"warning: {message}", file=sys.stderr)
-
-
-def _one_line(err: BaseException) -> str:
-    """Error text on one line (YAML errors span several)."""
-    return " ".join(str(err).split())

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,7 +64,7 @@ from analysis.report import (
     plot_curves,
     summarize,
 )
-from analysis.runs import CONFIG_NAME, DEFAULT_TAG, Run, find_run_dirs, load_runs
+from analysis.runs import CONFIG_NAME, DEFAULT_TAG, Run, find_run_dirs, load_runs, warn
 from analysis.stats import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -285,12 +284,8 @@ def _read_games(
             raise UsageError(f"no game under {logdir} could be read: {first['reason']}")
         raise UsageError(f"no run folders under {logdir} (expected LOGDIR/<Game>/<run>/)")
     for entry in skipped:
-        _warn(f"game folder {entry['folder']} left out: {entry['reason']}")
+        warn(f"game folder {entry['folder']} left out: {entry['reason']}")
     return dict(sorted(games.items())), skipped
-
-
-def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
 
 
 def _summarize_study(

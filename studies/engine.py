@@ -134,8 +134,11 @@ def check_shared_logdir(logdir: Path) -> None:
         )
     finally:
         marker.unlink(missing_ok=True)
-    blind = [n.get("NodeManagerAddress", n["NodeID"]) for n, ok in zip(nodes, seen, strict=True)]
-    blind = [name for name, ok in zip(blind, seen, strict=True) if not ok]
+    blind = [
+        n.get("NodeManagerAddress", n["NodeID"])
+        for n, ok in zip(nodes, seen, strict=True)
+        if not ok
+    ]
     if blind:
         raise UsageError(
             f"--logdir {logdir} is not on storage every node sees (not on {', '.join(blind)}); "
@@ -232,11 +235,11 @@ class LiveView:
     def _table(self):
         from rich.table import Table
 
-        table = Table(title=self._summary())
+        progress = [self._progress(run) for run in self.runs]  # each file read once a refresh
+        table = Table(title=self._summary(progress))
         for column in ("run", "state", "steps", "steps/s", "latest return"):
             table.add_column(column)
-        for run in self.runs:
-            p = self._progress(run)
+        for run, p in zip(self.runs, progress, strict=True):
             state = self.finished_runs.get(run.label) or ("running" if p else "waiting")
             rate = f"{p['steps_per_s']:.0f}" if p.get("steps_per_s") else "-"
             last = "-" if p.get("last_return") is None else f"{p['last_return']:.0f}"
@@ -244,8 +247,13 @@ class LiveView:
                           rate, last)  # fmt: skip
         return table
 
-    def _summary(self) -> str:
-        steps = sum(min(self._progress(r).get("steps", 0), r.settings.timesteps) for r in self.runs)
+    def _summary(self, progress: list[dict[str, Any]] | None = None) -> str:
+        if progress is None:
+            progress = [self._progress(run) for run in self.runs]
+        steps = sum(
+            min(p.get("steps", 0), r.settings.timesteps)
+            for r, p in zip(self.runs, progress, strict=True)
+        )
         elapsed = time.time() - self.start
         rate = (steps - self.start_steps) / elapsed if elapsed > 0 else 0.0
         left = (self.total - steps) / rate if rate > 0 else float("nan")
