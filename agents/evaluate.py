@@ -16,9 +16,10 @@ from agents.config import ALGOS
 from agents.run_dir import read_run_config
 from common.cli import DEVICE_HELP, option
 from common.devices import resolve_device
-from common.errors import UsageError
+from common.errors import UsageError, check_choice
 from common.files import atomic_path, atomic_write_json
 from envs.atari import make_atari_vec_env
+from policies.precision import PRECISIONS, set_precision
 
 VIDEO_FPS = 60  # the Atari's own frame rate: every emulator frame is kept
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -80,6 +81,9 @@ class EvaluateSettings:
     )
     seed: int = option(0, "seed of the evaluation games")
     device: str = option("auto", DEVICE_HELP)
+    precision: str | None = option(
+        None, f"{' or '.join(PRECISIONS)} play (default: the precision the run trained in)"
+    )
 
 
 def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
@@ -92,6 +96,8 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
     torch_device = resolve_device(s.device)  # before the model: a missing GPU is not a bad model
     run_dir = Path(s.run_dir)
     config = read_run_config(run_dir)
+    precision = s.precision or config["precision"]
+    check_choice("--precision", precision, PRECISIONS)
     path = model_path(run_dir, s.checkpoint)
     recorder: list[FirstGameRecorder] = []
 
@@ -113,6 +119,7 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
     except Exception as err:  # a zip that SB3 cannot read is a user's bad file
         env.close()
         raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+    set_precision(model.policy, precision)
     start = time.time()
     try:
         rewards, lengths = evaluate_policy(
@@ -129,6 +136,7 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         "extractor": config["extractor"],
         "episodes": s.episodes,
         "deterministic": s.deterministic,
+        "precision": precision,
         "seed": s.seed,
         "mean_reward": float(rewards.mean()),
         "std_reward": float(rewards.std()),

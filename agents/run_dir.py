@@ -17,9 +17,13 @@ from common.files import atomic_write_json, atomic_write_text
 CONFIG_NAME = "config.yaml"
 
 
-def default_run_name(algo: str, extractor: str, with_r: bool, seed: int) -> str:
-    """`a2c_coordconv_s0`; `_r` marks the radius channel: `a2c_coordconv_r_s0`."""
-    return f"{algo}_{extractor}{'_r' if with_r else ''}_s{seed}"
+def default_run_name(
+    algo: str, extractor: str, with_r: bool, seed: int, precision: str = "fp32"
+) -> str:
+    """`a2c_coordconv_s0`; `_r` marks the radius channel, `_bf16` a bf16 run:
+    `a2c_coordconv_r_bf16_s0`."""
+    bf16 = "" if precision == "fp32" else f"_{precision}"
+    return f"{algo}_{extractor}{'_r' if with_r else ''}{bf16}_s{seed}"
 
 
 def create_run_dir(logdir: str | Path, game: str, name: str) -> Path:
@@ -64,7 +68,9 @@ REQUIRED_KEYS = ("env", "algo", "extractor", "with_r", "seed", "hyperparams")
 
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     """A config.yaml of an older run in today's keys, in place: before `backend` had its own key,
-    `vec_env` named the backend (ale or sb3), and runs older still used the sb3 one."""
+    `vec_env` named the backend (ale or sb3), and runs older still used the sb3 one; runs from
+    before `precision` trained in fp32."""
+    config.setdefault("precision", "fp32")
     if "backend" not in config:
         config["backend"] = config.pop("vec_env", "sb3")
         config["vec_env"] = "dummy"

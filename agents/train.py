@@ -45,6 +45,7 @@ from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
 from envs.atari import BACKENDS, VEC_ENV_CLASSES, default_backend, make_atari_vec_env
 from envs.names import resolve_game
+from policies.precision import PRECISIONS, bf16_note, set_precision
 from policies.registry import EXTRACTORS, policy_kwargs_for
 
 EVAL_SEED_OFFSET = 10_000  # evaluation games never share seeds with training games
@@ -71,6 +72,11 @@ class TrainSettings:
     timesteps: int | None = option(None, "agent steps to train (config: n_timesteps)")
     n_envs: int | None = option(None, "parallel games (config: n_envs)")
     device: str = option("auto", DEVICE_HELP)
+    precision: str = option(
+        "fp32",
+        f"{' or '.join(PRECISIONS)}: bf16 runs the features extractor under autocast (heads, "
+        "losses and optimizer stay fp32); about 2x faster updates on CPUs with bf16 units",
+    )
     logdir: str = option("runs", "root folder of runs")
     config: str | None = option(None, "hyperparameter YAML (configs/atari/<algo>.yaml)")
     sets: list[str] = option(
@@ -133,6 +139,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
     """The full run config: run settings plus hyperparameters with every override applied."""
     check_choice("algo", s.algo, ALGOS)
     check_choice("extractor", s.extractor, EXTRACTORS)
+    check_choice("--precision", s.precision, PRECISIONS)
     policy_kwargs_for(s.extractor, s.with_r)  # rejects --with-r on conv
     for name in ("seed", "eval_freq", "eval_episodes", "checkpoint_freq"):
         if getattr(s, name) < 0:
@@ -164,6 +171,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         "algo": s.algo,
         "extractor": s.extractor,
         "with_r": s.with_r,
+        "precision": s.precision,
         "seed": s.seed,
         "sticky_actions": s.sticky_actions,
         "eval_freq": s.eval_freq,
@@ -295,12 +303,20 @@ def _build_model(config: dict[str, Any], env, device: str) -> BaseAlgorithm:
         raise UsageError(f"SB3 {config['algo'].upper()} refused the config: {err}") from None
 
 
+def _set_precision(model: BaseAlgorithm, precision: str) -> None:
+    """The run's precision on a built or loaded model, with a note where it is emulated."""
+    set_precision(model.policy, precision)
+    note = bf16_note(model.device) if precision == "bf16" else None
+    if note:
+        print(note, file=sys.stderr)
+
+
 def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
     """Start a new run in logdir/<Game>/<run name>/ and train it."""
     config = resolve_config(s)
     device = resolve_device(s.device)
     config["device"] = s.device
-    name = s.run_name or default_run_name(s.algo, s.extractor, s.with_r, s.seed)
+    name = s.run_name or default_run_name(s.algo, s.extractor, s.with_r, s.seed, s.precision)
     game_dir = Path(s.logdir) / config["env"]
     game_dir_existed = game_dir.exists()
     run_dir = create_run_dir(s.logdir, config["env"], name)
@@ -308,6 +324,7 @@ def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
         write_run_metadata(run_dir, config, argv)
         env, eval_env = _envs(config, run_dir, s.seed)
         model = _build_model(config, env, str(device))
+        _set_precision(model, s.precision)
     except BaseException:
         # Nothing was trained: a refused run leaves no folder behind, nor the game folder made
         # for it (rmdir: only while empty, since runs started beside it may share it).
@@ -384,5 +401,6 @@ def resume_atari(
         raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
     # SB3's load re-seeds everything with the run's own seed; a resume needs fresh streams.
     model.set_random_seed(seed)
+    _set_precision(model, config["precision"])
     continue_schedules(model, total)
     return _learn(model, config, run_dir, eval_env, progress, resuming=True)

@@ -1,4 +1,5 @@
-"""Training speed (agent steps/s) of A2C and PPO on an Atari game: conv vs CoordConv vs RL Zoo.
+"""Training speed (agent steps/s) of A2C and PPO on an Atari game: conv vs CoordConv vs RL Zoo,
+in fp32 and bf16; with --levers, what each speed lever is worth.
 
 All variants are built in one process on the same RL Zoo hyperparameters and timed in
 interleaved rounds. Updates this device's section of docs/results/train_speed.md.
@@ -15,11 +16,13 @@ from common.errors import ArgumentParser, UsageError, run_cli
 PREAMBLE = """# Atari training speed: conv vs CoordConv vs RL Zoo
 
 Agent steps per second of SB3 training (environment stepping included), median over rounds
-timed side by side in one process (`scripts/bench_train.py`). `RL Zoo` is plain SB3 `CnnPolicy`
-on SB3's `make_atari_env` (what RL Zoo runs); `conv` and `coordconv` are this suite's
-environments (`sb3` backend) and extractors (`policy_kwargs_for`); `coordconv (ale backend)`
-is coordconv on ale-py's native vector env. Same hyperparameters: configs/atari/*.yaml.
-The ratios are time per step (inverse steps/s): above 1 is slower. Goal: coordconv / conv <= 1.05.
+timed side by side in one process (`scripts/bench_train.py`). `zoo` is plain SB3 `CnnPolicy`
+on SB3's `make_atari_env` in fp32 (what RL Zoo runs); `conv` and `coordconv` are this suite's
+environments (`sb3` backend) and extractors (`policy_kwargs_for`); `-ale` is ale-py's native
+vector env (train_atari's default backend); `-bf16` is `--precision bf16` (the features
+extractor under autocast). Same hyperparameters: configs/atari/*.yaml. Time-per-step ratios
+(inverse steps/s): above 1 is slower, goal coordconv / conv <= 1.03 in both precisions.
+Steps/s over RL Zoo: above 1 is faster, goal >= 2 for coordconv in bf16.
 """
 
 
@@ -34,6 +37,12 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=0, help="seed of models and games")
     p.add_argument("--out", default="docs/results/train_speed.md", help="markdown to update")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--levers",
+        action="store_true",
+        help="also time each speed lever against what --precision bf16 runs, and overlapped "
+        "game stepping",
+    )
     args = p.parse_args()
     algos = [a.strip() for a in args.algos.split(",") if a.strip()]
     bad = [a for a in algos if a not in ALGOS]
@@ -46,26 +55,53 @@ def main() -> int:
 
     from tqdm import tqdm
 
-    from benchmarks.train import markdown_table, measure
+    from benchmarks.train import (
+        LEVERS,
+        lever_table,
+        main_ratios,
+        markdown_table,
+        measure,
+        rollout_overlap,
+    )
     from common.devices import resolve_device
     from common.results import write_benchmark
+    from envs.names import resolve_game
+    from policies.precision import cpu_bf16_units
 
+    resolve_game(args.env)  # a bad name fails before any model is built
     device = resolve_device(args.device)
-    rows = []
+    units = ", ".join(cpu_bf16_units()) or "none (bf16 is emulated)"
+    print(f"CPU bf16 units: {units}")
+    rows, lever_rows = [], []
     for algo in algos:
         bar = lambda it, algo=algo: tqdm(it, desc=algo, disable=args.no_progress)  # noqa: E731
-        rows.append(
-            measure(
-                algo, args.env, args.steps, args.rounds, str(device), args.n_envs, args.seed, bar
-            )
-        )
+        common = (algo, args.env, args.steps, args.rounds, str(device), args.n_envs, args.seed, bar)
+        row = measure(*common)
+        rows.append({**row, **main_ratios(row)})
+        if args.levers:
+            lever_rows.append(measure(*common, variants=LEVERS))
     table = markdown_table(rows)
     summary = "; ".join(
-        f"{r['algo']}: time per step coordconv / conv = {r['coordconv_time_over_conv']:.3f}, "
-        f"conv / RL Zoo = {r['conv_time_over_zoo']:.3f}; "
-        f"steps/s ale / sb3 backend = {r['ale_speedup']:.2f}"
+        f"{r['algo']}: time per step coordconv / conv = {r['coordconv_time_over_conv']:.3f} "
+        f"(fp32), {r['coordconv_time_over_conv_bf16']:.3f} (bf16); "
+        f"steps/s coordconv-ale-bf16 / RL Zoo = {r['speedup_over_zoo']:.2f}"
         for r in rows
     )
+    if args.levers:
+        n_envs = args.n_envs or rows[0]["n_envs"]
+        overlap = rollout_overlap(
+            args.env, n_envs, args.seed, "bf16", args.steps // n_envs, args.rounds, str(device)
+        )
+        rows.append({"levers": lever_rows, "rollout_overlap": overlap})
+        table += (
+            "\n\nLevers (each one change from what `--precision bf16` runs on the ale backend: "
+            "torch and emulator threads one per core, our callbacks on):\n\n"
+            + lever_table(lever_rows)
+            + f"\n\nRollout with overlapped game stepping ({n_envs} games, bf16 policy): "
+            f"{overlap['sequential']:.2f} ms per step sequential (SB3's collect_rollouts), "
+            f"{overlap['overlapped']:.2f} ms overlapped in two halves: "
+            f"{overlap['overlapped_speedup']:.2f}x."
+        )
     write_benchmark(
         args.out,
         PREAMBLE,
@@ -75,7 +111,7 @@ def main() -> int:
         table,
         summary,
         rows,
-        note=f"; game {rows[0]['env']}",
+        note=f"; game {rows[0]['env']}; CPU bf16 units: {units}",
     )
     return 0
 

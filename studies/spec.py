@@ -14,7 +14,8 @@ A spec's top-level keys (other tools read them, so the names are the contract):
     gpus_per_run: 0                        # fractions share a GPU: 0.25 runs four per GPU
 
 and optionally `checkpoint_freq` (agent steps; default 100,000 or a tenth of the run, whichever
-is larger, so that a preempted run loses little). The runs are the product of the lists; conv
+is larger, so that a preempted run loses little) and `precision` (a list of fp32 and/or bf16,
+as train_atari.py's --precision; default [fp32]). The runs are the product of the lists; conv
 with with_r true is no model and is left out of the product.
 """
 
@@ -33,6 +34,7 @@ from agents.run_dir import default_run_name
 from agents.train import TrainSettings, resolve_config
 from common.errors import UsageError
 from envs.names import resolve_game
+from policies.precision import PRECISIONS
 from policies.registry import EXTRACTORS, policy_kwargs_for
 
 REQUIRED_KEYS = (
@@ -40,7 +42,7 @@ REQUIRED_KEYS = (
     "cpus_per_run", "gpus_per_run",
 )  # fmt: skip
 _LISTS = ("games", "algos", "extractors", "with_r", "seeds", "set")
-OPTIONAL_KEYS = ("checkpoint_freq",)
+OPTIONAL_KEYS = ("checkpoint_freq", "precision")
 MIN_CHECKPOINT_FREQ = 100_000
 
 
@@ -60,6 +62,7 @@ class StudySpec:
     cpus_per_run: float
     gpus_per_run: float
     checkpoint_freq: int
+    precision: tuple[str, ...] = ("fp32",)
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,13 @@ def load_spec(path: str | Path) -> StudySpec:
     _check_items(path, "seeds", data["seeds"], int, "whole numbers >= 0", minimum=0)
     _check_items(path, "set", data["set"], str, "KEY=VALUE strings")
     timesteps = _number(path, data, "timesteps", int, 1)
+    precision = data.get("precision", ["fp32"])
+    if not isinstance(precision, list) or not precision:
+        raise UsageError(f"precision in study spec {path} must be a non-empty list")
+    for name in precision:
+        if name not in PRECISIONS:
+            valid = ", ".join(PRECISIONS)
+            raise UsageError(f"unknown precision {name!r} in {path}; valid: {valid}")
     return StudySpec(
         name=path.stem,
         games=games,
@@ -125,6 +135,7 @@ def load_spec(path: str | Path) -> StudySpec:
             int,
             0,
         ),
+        precision=tuple(precision),
     )
 
 
@@ -154,8 +165,8 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
     """The study's runs, each checked as train_atari.py checks its flags (bad `set` values,
     ...), in an order that keeps partial results paired: seed by seed, game by game."""
     runs = []
-    for seed, game, algo, extractor, with_r in itertools.product(
-        spec.seeds, spec.games, spec.algos, spec.extractors, spec.with_r
+    for seed, game, algo, extractor, with_r, precision in itertools.product(
+        spec.seeds, spec.games, spec.algos, spec.extractors, spec.with_r, spec.precision
     ):
         try:
             policy_kwargs_for(extractor, with_r)
@@ -166,6 +177,7 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
             algo=algo,
             extractor=extractor,
             with_r=with_r,
+            precision=precision,
             seed=seed,
             timesteps=spec.timesteps,
             logdir=str(logdir),
@@ -176,7 +188,7 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
             progress=False,
         )
         resolve_config(settings)  # every mistake before Ray starts
-        name = default_run_name(algo, extractor, with_r, seed)
+        name = default_run_name(algo, extractor, with_r, seed, precision)
         runs.append(PlannedRun(replace(settings, run_name=name), Path(logdir) / game / name))
     if not runs:
         raise UsageError(f"study {spec.name} has no runs (conv takes no with_r)")

@@ -1,26 +1,37 @@
 import json
 
+from benchmarks.train import LEVERS, VARIANTS
+from policies.precision import cpu_bf16_units
 from tests.cli import error_lines, run_script
 
 
-def test_bench_train_measures_all_three_variants(capsys, tmp_path):
+def test_bench_train_measures_every_variant_and_lever(capsys, tmp_path):
     out = tmp_path / "train_speed.md"
     r = run_script(
         capsys, "bench_train.py", "--algos", "a2c", "--steps", "40", "--rounds", "1",
-        "--n-envs", "2", "--device", "cpu", "--no-progress", "--out", out,
+        "--n-envs", "2", "--device", "cpu", "--no-progress", "--out", out, "--levers",
     )  # fmt: skip
     assert r.code == 0, r.err
+    units = ", ".join(cpu_bf16_units()) or "none (bf16 is emulated)"
+    assert f"CPU bf16 units: {units}" in r.out
     assert "a2c: time per step coordconv / conv = " in r.out
     text = out.read_text()
     assert text.startswith("# Atari training speed") and "## cpu: " in text
-    assert "| a2c | 2 |" in text
+    assert "| a2c | 2 |" in text and f"CPU bf16 units: {units}" in text
     data = json.loads((tmp_path / "train_speed_cpu.json").read_text())
-    (row,) = data["rows"]
-    assert set(row["steps_per_second"]) == {"zoo", "conv", "coordconv", "coordconv-ale"}
-    assert all(v > 0 for v in row["steps_per_second"].values())
+    row, extra = data["rows"]
     s = row["steps_per_second"]
+    assert set(s) == set(VARIANTS) >= {"zoo", "coordconv-bf16", "coordconv-ale-bf16"}
+    assert all(v > 0 for v in s.values())
     assert row["coordconv_time_over_conv"] == s["conv"] / s["coordconv"]
-    assert row["ale_speedup"] == s["coordconv-ale"] / s["coordconv"]
+    assert row["coordconv_time_over_conv_bf16"] == s["conv-bf16"] / s["coordconv-bf16"]
+    assert row["speedup_over_zoo"] == s["coordconv-ale-bf16"] / s["zoo"]
+    (levers,) = extra["levers"]
+    assert set(levers["steps_per_second"]) == set(LEVERS)
+    assert "| a2c | channels_last |" in text and "| a2c | no NaN guard |" in text
+    overlap = extra["rollout_overlap"]
+    assert overlap["overlapped_speedup"] == overlap["sequential"] / overlap["overlapped"] > 0
+    assert "Rollout with overlapped game stepping (2 games" in text
 
 
 def test_bench_train_bad_input(capsys, tmp_path):

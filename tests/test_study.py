@@ -64,6 +64,8 @@ BAD_SPECS = [
     ({"timesteps": "many"}, "timesteps in study spec"),
     ({"cpus_per_run": 0}, "cpus_per_run in study spec"),
     ({"set": ["gamma=high"]}, "gamma must be a number, got 'high'"),
+    ({"precision": ["fp16"]}, "unknown precision 'fp16'"),
+    ({"precision": "bf16"}, "precision in study spec"),
 ]
 
 
@@ -88,6 +90,12 @@ def test_shipped_specs_plan_their_runs(tmp_path):
     assert names == sorted(
         f"a2c_{n}_s{s}" for n in ("conv", "coordconv", "coordconv_r") for s in (0, 1)
     )
+    # The precision benchmark: the same seeds in fp32 and bf16, named apart.
+    precision = plan_runs(load_spec(ROOT / "configs" / "studies" / "precision.yaml"), tmp_path)
+    assert sorted(r.run_dir.name for r in precision) == sorted(
+        f"a2c_coordconv{p}_s{s}" for p in ("", "_bf16") for s in (0, 1, 2)
+    )
+    assert {r.settings.precision for r in precision} == {"fp32", "bf16"}
 
 
 def test_tiny_study_trains_reports_and_skips_what_is_done(tmp_path):

@@ -168,11 +168,13 @@ def test_a_run_saved_before_the_backend_key_resumes(capsys, tmp_path):
     run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["vec_env"] = config.pop("backend")  # how runs named the backend before --backend
+    del config["precision"]
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     r = run_script(capsys, "train_atari.py", "--resume", run, "--timesteps", "60", "--no-progress")
     assert r.code == 0, r.err
     resumed = yaml.safe_load((run / "config.yaml").read_text())
     assert (resumed["backend"], resumed["vec_env"]) == ("ale", "dummy")
+    assert resumed["precision"] == "fp32"  # runs before the key trained in fp32
 
 
 def test_resuming_a_finished_run_does_nothing(capsys, tmp_path):
@@ -299,6 +301,7 @@ BAD_TRAIN = [
     (["--env", "MsPacman", "--set", "normalize_advantage=maybe"], "must be true or false"),
     (["--env", "MsPacman", "--set", "gae_lambda=-1"], "gae_lambda must be in [0, 1], got -1"),
     (["--env", "MsPacman", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--env", "MsPacman", "--precision", "fp16"], "unknown --precision 'fp16'; valid: fp32, bf16"),
     (
         ["--env", "MsPacman", "--algo", "ppo", "--set", "batch_size=1", "--set", "n_steps=4"],
         "SB3 PPO refused the config: `batch_size` must be greater than 1",
@@ -343,6 +346,7 @@ def test_bad_evaluate_input_exits_2_with_one_line(capsys, tmp_path, two_runs):
         ([run, "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ([run, "--video", tmp_path / "v.avi"], "--video must end in .mp4 or .gif"),
         ([run, "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        ([run, "--precision", "half"], "unknown --precision 'half'; valid: fp32, bf16"),
     ]
     for args, message in cases:
         r = run_script(capsys, "evaluate.py", *args)

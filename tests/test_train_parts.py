@@ -76,6 +76,19 @@ def test_nan_guard_stops_on_losses_gradients_and_weights_only(model):
             _guard(model, healthy)._on_rollout_start()
     finally:
         param.data.copy_(saved)
+    # Large finite weights pass (a sum of squares would overflow to inf); -inf or NaN anywhere
+    # in a large tensor does not.
+    big = model.policy.features_extractor.linear[0].weight
+    saved = big.data.clone()
+    try:
+        big.data[0, 0] = 3e38
+        _guard(model, healthy)._on_rollout_start()
+        for value in (-math.inf, math.nan):
+            big.data[-1, -1] = value
+            with pytest.raises(NonFiniteError, match="features_extractor.linear.0.weight is not"):
+                _guard(model, healthy)._on_rollout_start()
+    finally:
+        big.data.copy_(saved)
     model.logger.name_to_value.clear()
 
 

@@ -1,0 +1,74 @@
+"""Which precision a policy's features extractor computes in: fp32, or bf16 under autocast.
+
+The convolutions are nearly all of an Atari agent's compute, so bf16 runs only the features
+extractor under `torch.autocast` (CPU or CUDA); its output is cast back to fp32, so the heads,
+the losses, the gradients of every weight and the optimizer state stay fp32. Autocast is set
+per policy object, not saved with it: a saved agent loads with plain `A2C.load` / `PPO.load`
+as the fp32 network it is (its weights are fp32 either way) and plays in bf16 after
+`set_precision(model.policy, "bf16")`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from common.errors import check_choice
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def set_precision(policy: nn.Module, precision: str) -> None:
+    """Run the features extractor(s) of an SB3 policy in `precision` from now on.
+
+    Covers a shared extractor and separate actor/critic ones alike; calling it again replaces
+    the earlier setting (fp32 restores the class's own forward).
+    """
+    check_choice("precision", precision, PRECISIONS)
+    names = ("features_extractor", "pi_features_extractor", "vf_features_extractor")
+    extractors = {id(e): e for n in names if isinstance(e := getattr(policy, n, None), nn.Module)}
+    for extractor in extractors.values():
+        # An instance attribute shadows the class's forward; nn.Module.__call__ looks it up.
+        extractor.__dict__.pop("forward", None)
+        if precision == "bf16":
+            extractor.forward = _bf16_forward(extractor.forward)
+
+
+def precision_of(policy: nn.Module) -> str:
+    """The precision `set_precision` last gave the policy's extractor (fp32 if never)."""
+    extractor = getattr(policy, "features_extractor", None)
+    return "bf16" if extractor is not None and "forward" in extractor.__dict__ else "fp32"
+
+
+def _bf16_forward(forward: Callable[[torch.Tensor], torch.Tensor]):
+    @functools.wraps(forward)
+    def run(observations: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(observations.device.type, dtype=torch.bfloat16):
+            features = forward(observations)
+        return features.float()
+
+    return run
+
+
+def bf16_note(device: torch.device) -> str | None:
+    """One line when `device` has no bf16 units (bf16 then runs emulated, usually slower than
+    fp32); None when it has them."""
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported(including_emulation=False):
+            return None
+        name = torch.cuda.get_device_name(device)
+        return f"note: {name} has no bf16 units; bf16 is likely slower there"
+    if cpu_bf16_units():
+        return None
+    return "note: this CPU has no bf16 units (no AVX512-BF16 or AMX); bf16 is likely slower here"
+
+
+def cpu_bf16_units() -> list[str]:
+    """The CPU's bf16 instruction sets that oneDNN uses: AMX and/or AVX512-BF16 ([] if none)."""
+    # torch.cpu's checks are private but are what oneDNN itself dispatches on; a torch without
+    # them reports none rather than failing.
+    checks = {"AMX": "_is_amx_tile_supported", "AVX512-BF16": "_is_avx512_bf16_supported"}
+    return [name for name, fn in checks.items() if getattr(torch.cpu, fn, lambda: False)()]
