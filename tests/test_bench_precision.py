@@ -3,20 +3,9 @@
 import yaml
 
 from tests.cli import error_lines, run_script
+from tests.test_study import TINY as STUDY_TINY
 
-TINY = {
-    "games": ["Breakout"],  # short games: a few end within a tiny budget
-    "algos": ["a2c"],
-    "extractors": ["coordconv"],
-    "with_r": [False],
-    "precision": ["fp32", "bf16"],
-    "seeds": [0, 1],
-    "timesteps": 600,
-    "set": ["n_envs=2"],
-    "eval_freq": 0,
-    "cpus_per_run": 1,
-    "gpus_per_run": 0,
-}
+TINY = {**STUDY_TINY, "extractors": ["coordconv"], "precision": ["fp32", "bf16"]}
 
 
 def test_bench_precision_pairs_the_seeds_of_both_precisions(capsys, tmp_path):
