@@ -16,3 +16,14 @@ def test_torchvision_compiled_ops_load_with_this_torch():
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
     keep = torchvision.ops.nms(boxes, torch.tensor([0.9, 0.8, 0.7]), iou_threshold=0.5)
     assert keep.tolist() == [0, 2]
+
+
+def test_layer_package_is_typed_and_versioned():
+    from importlib.metadata import version
+    from importlib.resources import files
+
+    import coordconv
+
+    assert coordconv.__version__ == version("coordconv-suite")
+    assert files("coordconv").joinpath("py.typed").is_file()
+    assert set(coordconv.__all__) >= {"CoordConv2d", "coordconvify", "coordinate_channels"}
