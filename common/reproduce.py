@@ -15,10 +15,15 @@ from common.cli import add_device_argument
 from common.errors import check_at_least, check_choice
 
 
-def add_reproduce_args(p: argparse.ArgumentParser, out: str, seeds: int, budgets: str) -> None:
-    """--budget, --seeds, --device, --out and --no-progress; `budgets` describes the budgets."""
+def add_reproduce_args(
+    p: argparse.ArgumentParser, out: str, seeds: int | str, budgets: str
+) -> None:
+    """--budget, --seeds, --device, --out and --no-progress; `budgets` describes the budgets.
+    `seeds` is the default seed count, or the help's words for a default the script fills in
+    itself (--seeds then defaults to None)."""
     p.add_argument("--budget", default="quick", help=budgets)
-    p.add_argument("--seeds", type=int, default=seeds, help=f"seeds per cell ({seeds})")
+    default = seeds if isinstance(seeds, int) else None
+    p.add_argument("--seeds", type=int, default=default, help=f"seeds per cell ({seeds})")
     add_device_argument(p)
     p.add_argument("--out", default=out, help=f"markdown file to update ({out})")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -67,6 +72,7 @@ def keeping_files(
     def run(s: Any, device: Any) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             result = train(replace(s, out=tmp), device)
+            stem.parent.mkdir(parents=True, exist_ok=True)  # --out's folder may not exist yet
             for name, suffix in files.items():
                 shutil.move(
                     Path(tmp) / name, stem.with_name(f"{stem.name}_{s.model}_s{s.seed}{suffix}")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+
+DEFAULT_RANGE = (-1.0, 1.0)  # the paper's scaling of the coordinate channels
 
 
 def coordinate_channels(
@@ -12,25 +16,43 @@ def coordinate_channels(
     *,
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
+    coord_range: tuple[float, float] = DEFAULT_RANGE,
 ) -> torch.Tensor:
     """Return the coordinate channels for one example, shape (rank + with_r, *spatial_shape).
 
     Channel k varies along spatial axis k (rank 2: i along H, then j along W) and holds
-    2 * index / (n - 1) - 1, so it spans [-1, 1]; an axis of length 1 gives 0. The optional last
-    channel is r = sqrt(sum of squared coordinate channels), centred and not renormalised.
-    The tensor is built directly on `device` in `dtype`.
+    low + (high - low) * index / (n - 1), so it spans coord_range = (low, high): [-1, 1] by
+    default, (0, 1) as the CoordConv release's detection code had it. An axis of length 1 gives
+    the middle of the range (0 by default). The optional last channel is r, the distance from
+    the centre: sqrt(sum of squared (coordinate - middle)), not renormalised. The tensor is
+    built directly on `device` in `dtype`.
     """
+    low, high = check_coord_range(coord_range)
+    middle = (low + high) / 2
     shape = tuple(int(n) for n in spatial_shape)
     dtype = dtype if dtype is not None else torch.get_default_dtype()
     axes = []
     for n in shape:
         index = torch.arange(n, device=device, dtype=dtype)
-        # n == 1 would divide by zero; the contract puts the lone coordinate at the centre, 0.
-        axes.append(index * 2.0 / (n - 1) - 1.0 if n > 1 else torch.zeros_like(index))
+        # n == 1 would divide by zero; the contract puts the lone coordinate at the middle.
+        axes.append(index * (high - low) / (n - 1) + low if n > 1 else index * 0 + middle)
     grids = list(torch.meshgrid(*axes, indexing="ij"))
     if with_r:
-        grids.append(torch.sqrt(sum(g * g for g in grids)))
+        grids.append(torch.sqrt(sum((g - middle) * (g - middle) for g in grids)))
     return torch.stack(grids, dim=0)
+
+
+def check_coord_range(coord_range: tuple[float, float]) -> tuple[float, float]:
+    """(low, high) as floats; ValueError unless they are two finite numbers with low < high."""
+    try:
+        low, high = (float(v) for v in coord_range)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"coord_range must be two numbers (low, high), got {coord_range!r}"
+        ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"coord_range must be finite with low < high, got {coord_range!r}")
+    return low, high
 
 
 def check_input_rank(x: torch.Tensor, rank: int, owner: str) -> None:
@@ -46,16 +68,20 @@ class AddCoords(nn.Module):
     """Append coordinate channels to a (B, C, *S) input: output (B, C + rank + with_r, *S).
 
     The coordinate channels follow the input channels in axis order (rank 2: i varies along H,
-    then j along W; rank 3: D, H, W), each scaled to [-1, 1]; with_r adds the centred radius.
-    They are made on the input's device in its dtype.
+    then j along W; rank 3: D, H, W), each scaled to coord_range ([-1, 1] by default, see
+    `coordinate_channels`); with_r adds the centred radius. They are made on the input's device
+    in its dtype.
     """
 
-    def __init__(self, rank: int = 2, with_r: bool = False) -> None:
+    def __init__(
+        self, rank: int = 2, with_r: bool = False, coord_range: tuple[float, float] = DEFAULT_RANGE
+    ) -> None:
         super().__init__()
         if rank not in (1, 2, 3):
             raise ValueError(f"AddCoords rank must be 1, 2 or 3, got {rank}")
         self.rank = rank
         self.with_r = with_r
+        self.coord_range = check_coord_range(coord_range)
 
     @property
     def coord_channels(self) -> int:
@@ -64,8 +90,15 @@ class AddCoords(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_rank(x, self.rank, "AddCoords")
-        coords = coordinate_channels(x.shape[2:], self.with_r, device=x.device, dtype=x.dtype)
+        coords = coordinate_channels(
+            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
+        )
         return torch.cat([x, coords.unsqueeze(0).expand(x.shape[0], *coords.shape)], dim=1)
 
     def extra_repr(self) -> str:
-        return f"rank={self.rank}, with_r={self.with_r}"
+        return f"rank={self.rank}, with_r={self.with_r}" + range_repr(self.coord_range)
+
+
+def range_repr(coord_range: tuple[float, float]) -> str:
+    """The repr suffix that names a coord_range other than the default (empty for it)."""
+    return "" if coord_range == DEFAULT_RANGE else f", coord_range={coord_range}"

@@ -7,6 +7,10 @@ depends only on the weights and the spatial size, so it is computed once at batc
 broadcast over the batch. Padding modes pad channel by channel, so the identity holds for all
 of them.
 
+Coordinates span [-1, 1] unless `coord_range=(low, high)` says otherwise (the release's
+detection code used (0, 1)); with zero padding the two differ in more than a rescaling, since
+the padded border reads 0 either way.
+
 The layers subclass the matching `torch.nn` convolution, so code that finds convolutions by type
 (SB3's orthogonal init, weight-decay filters, fusers) treats them as one.
 """
@@ -18,7 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from coordconv.add_coords import check_input_rank, coordinate_channels
+from coordconv.add_coords import (
+    DEFAULT_RANGE,
+    check_coord_range,
+    check_input_rank,
+    coordinate_channels,
+    range_repr,
+)
 
 
 def _require_single_group(groups: int, name: str) -> None:
@@ -49,8 +59,10 @@ class _CoordConvNd:
         device: Any = None,
         dtype: Any = None,
         with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
     ) -> None:
         _require_single_group(groups, type(self).__name__)
+        self.coord_range = check_coord_range(coord_range)
         self.coord_channels = self._rank + int(with_r)
         super().__init__(  # type: ignore[call-arg]
             in_channels + self.coord_channels,
@@ -76,14 +88,17 @@ class _CoordConvNd:
             raise ValueError(f"{name} expects {self.in_channels} input channels, got {x.shape[1]}")
         c = self.in_channels
         data_term = self._conv_forward(x, self.weight[:, :c], self.bias)  # type: ignore[attr-defined]
-        coords = coordinate_channels(x.shape[2:], self.with_r, device=x.device, dtype=x.dtype)
+        coords = coordinate_channels(
+            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
+        )
         coord_term = self._conv_forward(coords.unsqueeze(0), self.weight[:, c:], None)  # type: ignore[attr-defined]
         # In place: the convolution's backward does not need its output, and skipping a second
         # batch-sized allocation is most of what makes the layer cost what a plain conv costs.
         return data_term.add_(coord_term)
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", with_r={self.with_r}"  # type: ignore[misc]
+        text = super().extra_repr() + f", with_r={self.with_r}"  # type: ignore[misc]
+        return text + range_repr(self.coord_range)
 
 
 class CoordConv1d(_CoordConvNd, nn.Conv1d):
@@ -125,8 +140,10 @@ class CoordConvTranspose2d(nn.ConvTranspose2d):
         device: Any = None,
         dtype: Any = None,
         with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
     ) -> None:
         _require_single_group(groups, type(self).__name__)
+        self.coord_range = check_coord_range(coord_range)
         self.coord_channels = 2 + int(with_r)
         super().__init__(
             in_channels + self.coord_channels,
@@ -155,7 +172,9 @@ class CoordConvTranspose2d(nn.ConvTranspose2d):
             x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
         )
         c = self.in_channels
-        coords = coordinate_channels(x.shape[2:], self.with_r, device=x.device, dtype=x.dtype)
+        coords = coordinate_channels(
+            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
+        )
 
         def transpose(inp: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
             return nn.functional.conv_transpose2d(
@@ -166,4 +185,4 @@ class CoordConvTranspose2d(nn.ConvTranspose2d):
         return data_term.add_(transpose(coords.unsqueeze(0), self.weight[c:], None))
 
     def extra_repr(self) -> str:
-        return super().extra_repr() + f", with_r={self.with_r}"
+        return super().extra_repr() + f", with_r={self.with_r}" + range_repr(self.coord_range)

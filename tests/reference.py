@@ -7,19 +7,26 @@ import torch
 import torch.nn.functional as F
 
 
-def numpy_coords(spatial_shape: tuple[int, ...], with_r: bool) -> np.ndarray:
+def numpy_coords(
+    spatial_shape: tuple[int, ...], with_r: bool, coord_range: tuple[float, float] = (-1.0, 1.0)
+) -> np.ndarray:
     """Coordinate channels written straight from the contract, one axis at a time."""
+    low, high = coord_range
+    middle = (low + high) / 2
     index = np.indices(spatial_shape, dtype=np.float64)
     channels = []
     for axis, n in enumerate(spatial_shape):
-        channels.append(2.0 * index[axis] / (n - 1) - 1.0 if n > 1 else np.zeros(spatial_shape))
+        fraction = index[axis] / (n - 1) if n > 1 else np.full(spatial_shape, 0.5)
+        channels.append(low + (high - low) * fraction)
     if with_r:
-        channels.append(np.sqrt(np.sum(np.square(channels), axis=0)))
+        channels.append(np.sqrt(np.sum(np.square(np.array(channels) - middle), axis=0)))
     return np.stack(channels)
 
 
-def concat_coords(x: torch.Tensor, with_r: bool) -> torch.Tensor:
-    coords = torch.as_tensor(numpy_coords(tuple(x.shape[2:]), with_r), dtype=x.dtype)
+def concat_coords(
+    x: torch.Tensor, with_r: bool, coord_range: tuple[float, float] = (-1.0, 1.0)
+) -> torch.Tensor:
+    coords = torch.as_tensor(numpy_coords(tuple(x.shape[2:]), with_r, coord_range), dtype=x.dtype)
     return torch.cat([x, coords.expand(x.shape[0], *coords.shape)], dim=1)
 
 
@@ -28,7 +35,7 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 
 def reference_conv(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The plain convolution of concat(x, coords) with the layer's own weight and bias."""
-    inp = concat_coords(x, layer.with_r)
+    inp = concat_coords(x, layer.with_r, layer.coord_range)
     rank = x.dim() - 2
     padding = layer.padding
     if layer.padding_mode != "zeros":
@@ -42,7 +49,7 @@ def reference_conv(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def reference_conv_transpose(
     layer: torch.nn.Module, x: torch.Tensor, output_padding
 ) -> torch.Tensor:
-    inp = concat_coords(x, layer.with_r)
+    inp = concat_coords(x, layer.with_r, layer.coord_range)
     return F.conv_transpose2d(
         inp,
         layer.weight,

@@ -56,3 +56,19 @@ def test_update_section_keeps_other_devices(tmp_path):
     assert text.startswith("# Title\n\nnew intro\n\n## cpu: B\n\nnew cpu table\n")
     assert "gpu table" in text and "old cpu table" not in text and "## cpu: A" not in text
     assert text.index("## cpu: B") < text.index("## cuda: H100")
+
+
+def test_update_section_keeps_parts_in_page_order(tmp_path):
+    path = tmp_path / "r.md"
+    order = ("RPN alone", "Faster R-CNN")
+    update_section(path, "# T", "Faster R-CNN, cpu: A", "full table", order)
+    update_section(path, "# T", "RPN alone, cuda: H100", "rpn gpu table", order)
+    update_section(path, "# T", "RPN alone, cpu: A", "rpn table", order)
+    update_section(path, "# T", "RPN alone, cpu: B", "new rpn table", order)
+    headings = [line for line in path.read_text().splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## RPN alone, cpu: B",
+        "## RPN alone, cuda: H100",
+        "## Faster R-CNN, cpu: A",
+    ]
+    assert "new rpn table" in path.read_text() and "\nrpn table" not in path.read_text()

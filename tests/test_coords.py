@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -64,3 +65,27 @@ def test_no_parameters_or_buffers():
     m = AddCoords(rank=3, with_r=True)
     assert list(m.parameters()) == [] and list(m.buffers()) == []
     assert m.coord_channels == 4
+
+
+def test_unit_range_matches_the_release_addcoords():
+    # The CoordConv release's detection AddCoords (model_builder_faster_rcnn.py), written out:
+    # xx = column / (W - 1), yy = row / (H - 1), rr = distance from (0.5, 0.5); it puts xx
+    # first, this module puts the row coordinate first.
+    h, w = 4, 6
+    yy = np.outer(np.arange(h), np.ones(w)) / (h - 1)
+    xx = np.outer(np.ones(h), np.arange(w)) / (w - 1)
+    rr = np.sqrt(np.square(xx - 0.5) + np.square(yy - 0.5))
+    out = AddCoords(rank=2, with_r=True, coord_range=(0, 1))(
+        torch.zeros(2, 1, h, w, dtype=torch.float64)
+    )
+    for channel, want in zip(out[1, 1:], (yy, xx, rr), strict=True):
+        torch.testing.assert_close(channel, torch.as_tensor(want), rtol=0, atol=1e-12)
+    assert coordinate_channels((1, 3), coord_range=(0, 1))[0].tolist() == [[0.5, 0.5, 0.5]]
+    assert "coord_range=(0.0, 1.0)" in repr(AddCoords(coord_range=(0, 1)))
+    assert "coord_range" not in repr(AddCoords())
+
+
+@pytest.mark.parametrize("bad", [(1, 0), (0, 0), (0, float("inf")), (0,), "ab"])
+def test_bad_coord_range_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="coord_range must be"):
+        AddCoords(coord_range=bad)

