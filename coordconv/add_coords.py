@@ -25,21 +25,25 @@ def coordinate_channels(
     default, (0, 1) as the CoordConv release's detection code had it. An axis of length 1 gives
     the middle of the range (0 by default). The optional last channel is r, the distance from
     the centre: sqrt(sum of squared (coordinate - middle)), not renormalised. The tensor is
-    built directly on `device` in `dtype`.
+    built directly on `device` and returned in `dtype`; the values are computed in float32 (or
+    float64) and rounded once, so a bfloat16 or float16 model gets each coordinate as close as
+    its dtype holds it (computed in bfloat16, an axis of 300 has 264 distinct values ending at
+    0.992, and float16 counts no further than 2048).
     """
     low, high = check_coord_range(coord_range)
     middle = (low + high) / 2
     shape = tuple(int(n) for n in spatial_shape)
     dtype = dtype if dtype is not None else torch.get_default_dtype()
+    work = torch.float64 if dtype == torch.float64 else torch.float32
     axes = []
     for n in shape:
-        index = torch.arange(n, device=device, dtype=dtype)
+        index = torch.arange(n, device=device, dtype=work)
         # n == 1 would divide by zero; the contract puts the lone coordinate at the middle.
         axes.append(index * (high - low) / (n - 1) + low if n > 1 else index * 0 + middle)
     grids = list(torch.meshgrid(*axes, indexing="ij"))
     if with_r:
         grids.append(torch.sqrt(sum((g - middle) * (g - middle) for g in grids)))
-    return torch.stack(grids, dim=0)
+    return torch.stack(grids, dim=0).to(dtype)
 
 
 def check_coord_range(coord_range: tuple[float, float]) -> tuple[float, float]:

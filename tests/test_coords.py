@@ -89,3 +89,20 @@ def test_unit_range_matches_the_release_addcoords():
 def test_bad_coord_range_is_a_clear_error(bad):
     with pytest.raises(ValueError, match="coord_range must be"):
         AddCoords(coord_range=bad)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("n", [300, 3000])
+def test_low_precision_coordinates_are_the_float32_values_rounded_once(dtype, n):
+    coords = coordinate_channels((n,), with_r=True, dtype=dtype)
+    assert coords.dtype == dtype
+    exact = torch.from_numpy(np.linspace(-1.0, 1.0, n))
+    (axis, radius) = coords.double()
+    # Each value is the exact coordinate rounded to the dtype: within half a unit in the last
+    # place (the dtype's eps relative to values up to 1), both ends exact.
+    eps = torch.finfo(dtype).eps
+    assert (axis - exact).abs().max() <= eps / 2
+    assert axis[0] == -1 and axis[-1] == 1 and torch.equal(radius, axis.abs())
+    assert torch.equal(coords, coordinate_channels((n,), with_r=True).to(dtype))
+    # As many distinct values as the dtype can hold of the exact ones.
+    assert axis.unique().numel() == exact.to(dtype).unique().numel()
