@@ -44,3 +44,11 @@ def test_bench_train_bad_input(capsys, tmp_path):
         lines = error_lines(r.err)
         assert r.code == 2 and len(lines) == 1 and message in lines[0], r.err
     assert not (tmp_path / "x.md").exists()
+
+
+def test_extractor_timing_covers_both_extractors_precisions_and_batches():
+    from benchmarks.extractors import measure
+
+    ms = measure(rounds=1, iters=1)
+    assert len(ms) == 2 * 2 * 3 and all(v > 0 for v in ms.values())
+    assert {"conv bf16 b80 fwd+bwd", "coordconv fp32 b16 fwd"} <= set(ms)
