@@ -4,7 +4,14 @@ from importlib.metadata import PackageNotFoundError, version
 
 from coordconv.add_coords import AddCoords, coordinate_channels
 from coordconv.convert import coordconvify
-from coordconv.layers import CoordConv1d, CoordConv2d, CoordConv3d, CoordConvTranspose2d
+from coordconv.layers import (
+    CoordConv1d,
+    CoordConv2d,
+    CoordConv3d,
+    CoordConvTranspose1d,
+    CoordConvTranspose2d,
+    CoordConvTranspose3d,
+)
 
 try:
     __version__ = version("coordconv-suite")
@@ -16,7 +23,9 @@ __all__ = [
     "CoordConv1d",
     "CoordConv2d",
     "CoordConv3d",
+    "CoordConvTranspose1d",
     "CoordConvTranspose2d",
+    "CoordConvTranspose3d",
     "coordconvify",
     "coordinate_channels",
 ]

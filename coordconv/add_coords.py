@@ -31,18 +31,44 @@ def coordinate_channels(
     0.992, and float16 counts no further than 2048).
     """
     low, high = check_coord_range(coord_range)
+    return coordinate_grid(
+        [int(n) for n in spatial_shape],
+        with_r,
+        low,
+        high,
+        torch.device(device) if device is not None else None,
+        dtype if dtype is not None else torch.get_default_dtype(),
+    )
+
+
+def coordinate_grid(
+    sizes: list[int],
+    with_r: bool,
+    low: float,
+    high: float,
+    device: torch.device | None,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """`coordinate_channels` as the layers' forward passes call it: TorchScript-compatible, and
+    each size enters tensor ops only, so a traced, exported or compiled graph keeps the spatial
+    sizes symbolic instead of freezing the ones it was built with."""
     middle = (low + high) / 2
-    shape = tuple(int(n) for n in spatial_shape)
-    dtype = dtype if dtype is not None else torch.get_default_dtype()
     work = torch.float64 if dtype == torch.float64 else torch.float32
-    axes = []
-    for n in shape:
+    axes: list[torch.Tensor] = []
+    for n in sizes:
         index = torch.arange(n, device=device, dtype=work)
-        # n == 1 would divide by zero; the contract puts the lone coordinate at the middle.
-        axes.append(index * (high - low) / (n - 1) + low if n > 1 else index * 0 + middle)
-    grids = list(torch.meshgrid(*axes, indexing="ij"))
+        last = index[-1:]  # n - 1 as a tensor: a Python int would freeze n in an exported graph
+        # n == 1 would divide by zero; the contract puts the lone coordinate at the middle, which
+        # a shift of half an index reaches. For n > 1 the shift is 0, and the values round
+        # exactly as low + (high - low) * index / (n - 1) does.
+        shift = 0.5 - last.clamp(max=1) * 0.5
+        axes.append((index + shift) * (high - low) / last.clamp(min=1) + low)
+    grids = list(torch.meshgrid(axes, indexing="ij"))
     if with_r:
-        grids.append(torch.sqrt(sum((g - middle) * (g - middle) for g in grids)))
+        squares = torch.zeros_like(grids[0])
+        for g in grids:
+            squares = squares + (g - middle) * (g - middle)
+        grids.append(torch.sqrt(squares))
     return torch.stack(grids, dim=0).to(dtype)
 
 
@@ -64,8 +90,13 @@ def check_input_rank(x: torch.Tensor, rank: int, owner: str) -> None:
     if x.dim() != rank + 2:
         raise ValueError(
             f"{owner} expects input of shape (batch, channels, {rank} spatial dims), "
-            f"got shape {tuple(x.shape)}"
+            f"got shape {shape_text(x)}"
         )
+
+
+def shape_text(x: torch.Tensor) -> str:
+    """x's shape written as a tuple, "(2, 3, 4)", in eager code and in TorchScript alike."""
+    return "(" + ", ".join([str(n) for n in x.shape]) + ")"
 
 
 class AddCoords(nn.Module):

@@ -5,184 +5,375 @@ plain convolution of `AddCoords(x)`. The forward pass does not build that concat
 linearity, conv(concat(x, C), [W_x, W_c]) = conv(x, W_x) + conv(C, W_c), and the second term
 depends only on the weights and the spatial size, so it is computed once at batch size 1 and
 broadcast over the batch. Padding modes pad channel by channel, so the identity holds for all
-of them.
+of them, and for the transposed convolutions too.
 
 Coordinates span [-1, 1] unless `coord_range=(low, high)` says otherwise (the release's
 detection code used (0, 1)); with zero padding the two differ in more than a rescaling, since
 the padded border reads 0 either way.
 
 The layers subclass the matching `torch.nn` convolution, so code that finds convolutions by type
-(SB3's orthogonal init, weight-decay filters, fusers) treats them as one.
+(SB3's orthogonal init, weight-decay filters, fusers) treats them as one. They script with
+`torch.jit.script`, export with `torch.export` and `torch.onnx.export` with dynamic spatial
+sizes, and compile with `torch.compile`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch.nn.common_types import _size_1_t, _size_2_t, _size_3_t
 
 from coordconv.add_coords import (
     DEFAULT_RANGE,
     check_coord_range,
     check_input_rank,
-    coordinate_channels,
+    coordinate_grid,
     range_repr,
 )
 
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
+Device = torch.device | str | None
 
-def _require_single_group(groups: int, name: str) -> None:
+
+def _channels_with_coordinates(
+    name: str, rank: int, in_channels: int, with_r: bool, groups: int, coord_range: object
+) -> int:
+    """The channel count of the weight, in_channels + coordinates; ValueError for bad settings.
+
+    Checked before the base class allocates the weight, so a bad value fails fast and clearly."""
     if groups != 1:
         # With groups, each group would need its own copy of the coordinates; no use case yet.
         raise ValueError(f"{name} supports groups=1 only, got groups={groups}")
+    check_coord_range(coord_range)  # type: ignore[arg-type]
+    return in_channels + rank + int(with_r)
 
 
-class _CoordConvNd:
-    """Shared construction and forward pass of CoordConv1d/2d/3d (mixed into nn.ConvNd)."""
+class _CoordinateLayer:
+    """What all six layers share (mixed into the torch convolution): the coordinate settings,
+    the input check and the repr. Plain attributes only, so TorchScript can compile them."""
 
-    _rank: int
-    in_channels: int
-    weight: nn.Parameter
-    bias: nn.Parameter | None
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-        with_r: bool = False,
-        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    def _set_coordinates(
+        self, name: str, rank: int, in_channels: int, with_r: bool, coord_range: object
     ) -> None:
-        _require_single_group(groups, type(self).__name__)
-        self.coord_range = check_coord_range(coord_range)
-        self.coord_channels = self._rank + int(with_r)
-        super().__init__(  # type: ignore[call-arg]
-            in_channels + self.coord_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            dilation,
-            groups,
-            bias,
-            padding_mode,
-            device,
-            dtype,
-        )
+        self._name = name  # for messages: type(self).__name__ does not compile under TorchScript
+        self._rank = rank
         # in_channels names the data channels the layer takes, as for the plain convolution.
         self.in_channels = in_channels
         self.with_r = with_r
+        self.coord_channels = rank + int(with_r)
+        self.coord_range = check_coord_range(coord_range)  # type: ignore[arg-type]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        name = type(self).__name__
-        check_input_rank(x, self._rank, name)
+    def _check_input(self, x: Tensor) -> None:
+        check_input_rank(x, self._rank, self._name)
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"{name} expects {self.in_channels} input channels, got {x.shape[1]}")
-        c = self.in_channels
-        data_term = self._conv_forward(x, self.weight[:, :c], self.bias)  # type: ignore[attr-defined]
-        coords = coordinate_channels(
-            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
-        )
-        coord_term = self._conv_forward(coords.unsqueeze(0), self.weight[:, c:], None)  # type: ignore[attr-defined]
-        # In place: the convolution's backward does not need its output, and skipping a second
-        # batch-sized allocation is most of what makes the layer cost what a plain conv costs.
-        return data_term.add_(coord_term)
+            raise ValueError(
+                f"{self._name} expects {self.in_channels} input channels, got {x.shape[1]}"
+            )
+
+    def _coordinates(self, x: Tensor) -> Tensor:
+        """x's coordinate channels as one example, (1, coord_channels, *x's spatial shape)."""
+        low, high = self.coord_range
+        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)
+        return coords.unsqueeze(0)
 
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", with_r={self.with_r}"  # type: ignore[misc]
         return text + range_repr(self.coord_range)
 
 
-class CoordConv1d(_CoordConvNd, nn.Conv1d):
-    """nn.Conv1d over the input plus one coordinate channel along L (and r with `with_r`)."""
+class _CoordConvNd(_CoordinateLayer):
+    """The forward pass of CoordConv1d/2d/3d (mixed into nn.Conv1d/2d/3d)."""
 
-    _rank = 1
-
-
-class CoordConv2d(_CoordConvNd, nn.Conv2d):
-    """nn.Conv2d over the input plus coordinate channels i (along H) and j (along W), and r."""
-
-    _rank = 2
-
-
-class CoordConv3d(_CoordConvNd, nn.Conv3d):
-    """nn.Conv3d over the input plus coordinate channels along D, H and W, and r."""
-
-    _rank = 3
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        c = self.in_channels
+        data_term = self._conv_forward(x, self.weight[:, :c], self.bias)  # type: ignore[attr-defined]
+        coord_term = self._conv_forward(self._coordinates(x), self.weight[:, c:], None)  # type: ignore[attr-defined]
+        # In place: the convolution's backward does not need its output, and skipping a second
+        # batch-sized allocation is most of what makes the layer cost what a plain conv costs.
+        return data_term.add_(coord_term)
 
 
-class CoordConvTranspose2d(nn.ConvTranspose2d):
-    """nn.ConvTranspose2d over the input plus its coordinate channels i, j (and r).
+class _CoordConvTransposeNd(_CoordinateLayer):
+    """The forward pass of CoordConvTranspose1d/2d/3d (mixed into nn.ConvTranspose1d/2d/3d).
 
-    The weight has nn.ConvTranspose2d's layout, (in_channels + d, out_channels, kH, kW).
+    The weight has the transposed convolution's layout, (in_channels + coordinates,
+    out_channels, *kernel_size): the coordinate weights are its last rows."""
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        self._check_input(x)
+        output_padding = self._output_padding(  # type: ignore[attr-defined]
+            x, output_size, self.stride, self.padding, self.kernel_size, self._rank, self.dilation
+        )
+        c = self.in_channels
+        data_term = self._transpose(x, self.weight[:c], self.bias, output_padding)  # type: ignore[attr-defined]
+        coord_term = self._transpose(self._coordinates(x), self.weight[c:], None, output_padding)  # type: ignore[attr-defined]
+        return data_term.add_(coord_term)
+
+    def _transpose(
+        self, x: Tensor, weight: Tensor, bias: Tensor | None, output_padding: list[int]
+    ) -> Tensor:
+        return torch.convolution(
+            x,
+            weight,
+            bias,
+            self.stride,  # type: ignore[attr-defined]
+            self.padding,  # type: ignore[attr-defined]
+            self.dilation,  # type: ignore[attr-defined]
+            True,
+            output_padding,
+            1,
+        )
+
+
+def _doc(summary: str, rank: int, transposed: bool) -> str:
+    """A layer's docstring: `summary`, then its parameters (the torch convolution's, plus the
+    coordinates'), in the layout torch's own layers use."""
+    ints = "an int or a tuple of 1 int" if rank == 1 else f"an int or a tuple of {rank} ints"
+    padding = (
+        f"dilation * (kernel_size - 1) - padding zeros added to each side of the input; {ints}"
+        if transposed
+        else f"padding added to each side of the input; {ints}, or 'valid' or 'same'"
+    )
+    modes = (
+        "'zeros' only, as for the torch transposed convolutions"
+        if transposed
+        else "'zeros', 'reflect', 'replicate' or 'circular'; the coordinate channels are padded "
+        "the same way (zeros: the border reads 0 whatever the coord_range)"
+    )
+    output_padding = (
+        f"\n        output_padding: extra size added to one side of each output axis; {ints}."
+        if transposed
+        else ""
+    )
+    layout = (
+        "(in_channels + d, out_channels, *kernel_size)"
+        if transposed
+        else ("(out_channels, in_channels + d, *kernel_size)")
+    )
+    return f"""{summary}
+
+    Args:
+        in_channels: channels of the input; the layer adds its d = {rank} + with_r coordinate
+            channels itself.
+        out_channels: channels of the output.
+        kernel_size: size of the kernel; {ints}.
+        stride: stride of the convolution; {ints}. Default: 1.
+        padding: {padding}. Default: 0.{output_padding}
+        dilation: spacing between kernel elements; {ints}. Default: 1.
+        groups: must be 1 (each group would need its own coordinates).
+        bias: if True, a learnable bias is added to the output. Default: True.
+        padding_mode: {modes}. Default: 'zeros'.
+        device: where the parameters are made. Default: torch's default device.
+        dtype: dtype of the parameters. Default: torch's default dtype.
+        with_r: if True, also append r, the distance from the centre. Default: False.
+        coord_range: (low, high), the span of each coordinate channel (see
+            `coordinate_channels`): (-1, 1) as in the paper, (0, 1) as in the release's
+            detection code. Default: (-1, 1).
+
+    Attributes:
+        weight: {layout}, the plain convolution's weight over the input channels followed by
+            the coordinate channels.
+        bias: (out_channels,), or None without bias.
+        coord_channels: d, the number of coordinate channels.
+
+    Shape: input (N, in_channels, *S) with {rank} spatial axes S; output as for the torch
+    convolution of an input with in_channels + d channels.
     """
+
+
+class CoordConv1d(_CoordConvNd, nn.Conv1d):
+    __doc__ = _doc(
+        "nn.Conv1d over the input plus one coordinate channel along L (and r with `with_r`).",
+        1,
+        transposed=False,
+    )
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        output_padding: Any = 0,
+        kernel_size: _size_1_t,
+        stride: _size_1_t = 1,
+        padding: _size_1_t | str = 0,
+        dilation: _size_1_t = 1,
         groups: int = 1,
         bias: bool = True,
-        dilation: Any = 1,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
+        padding_mode: PaddingMode = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
         with_r: bool = False,
         coord_range: tuple[float, float] = DEFAULT_RANGE,
     ) -> None:
-        _require_single_group(groups, type(self).__name__)
-        self.coord_range = check_coord_range(coord_range)
-        self.coord_channels = 2 + int(with_r)
+        name = "CoordConv1d"
+        channels = _channels_with_coordinates(name, 1, in_channels, with_r, groups, coord_range)
         super().__init__(
-            in_channels + self.coord_channels,
-            out_channels,
-            kernel_size,
-            stride,
-            padding,
-            output_padding,
-            groups,
-            bias,
-            dilation,
-            padding_mode,
-            device,
-            dtype,
-        )
-        self.in_channels = in_channels
-        self.with_r = with_r
+            channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 1, in_channels, with_r, coord_range)
 
-    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
-        check_input_rank(x, 2, "CoordConvTranspose2d")
-        if x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"CoordConvTranspose2d expects {self.in_channels} input channels, got {x.shape[1]}"
-            )
-        output_padding = self._output_padding(
-            x, output_size, self.stride, self.padding, self.kernel_size, 2, self.dilation
-        )
-        c = self.in_channels
-        coords = coordinate_channels(
-            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
-        )
 
-        def transpose(inp: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-            return nn.functional.conv_transpose2d(
-                inp, weight, bias, self.stride, self.padding, output_padding, 1, self.dilation
-            )
+class CoordConv2d(_CoordConvNd, nn.Conv2d):
+    __doc__ = _doc(
+        "nn.Conv2d over the input plus coordinate channels i (along H) and j (along W), and r.",
+        2,
+        transposed=False,
+    )
 
-        data_term = transpose(x, self.weight[:c], self.bias)
-        return data_term.add_(transpose(coords.unsqueeze(0), self.weight[c:], None))
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_2_t,
+        stride: _size_2_t = 1,
+        padding: _size_2_t | str = 0,
+        dilation: _size_2_t = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    ) -> None:
+        name = "CoordConv2d"
+        channels = _channels_with_coordinates(name, 2, in_channels, with_r, groups, coord_range)
+        super().__init__(
+            channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 2, in_channels, with_r, coord_range)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", with_r={self.with_r}" + range_repr(self.coord_range)
+
+class CoordConv3d(_CoordConvNd, nn.Conv3d):
+    __doc__ = _doc(
+        "nn.Conv3d over the input plus coordinate channels along D, H and W, and r.",
+        3,
+        transposed=False,
+    )
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_3_t,
+        stride: _size_3_t = 1,
+        padding: _size_3_t | str = 0,
+        dilation: _size_3_t = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: PaddingMode = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    ) -> None:
+        name = "CoordConv3d"
+        channels = _channels_with_coordinates(name, 3, in_channels, with_r, groups, coord_range)
+        super().__init__(
+            channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+            padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 3, in_channels, with_r, coord_range)
+
+
+class CoordConvTranspose1d(_CoordConvTransposeNd, nn.ConvTranspose1d):
+    __doc__ = _doc(
+        "nn.ConvTranspose1d over the input plus one coordinate channel along L (and r).",
+        1,
+        transposed=True,
+    )
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_1_t,
+        stride: _size_1_t = 1,
+        padding: _size_1_t = 0,
+        output_padding: _size_1_t = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: _size_1_t = 1,
+        padding_mode: Literal["zeros"] = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    ) -> None:
+        name = "CoordConvTranspose1d"
+        channels = _channels_with_coordinates(name, 1, in_channels, with_r, groups, coord_range)
+        super().__init__(
+            channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+            dilation, padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 1, in_channels, with_r, coord_range)
+
+
+class CoordConvTranspose2d(_CoordConvTransposeNd, nn.ConvTranspose2d):
+    __doc__ = _doc(
+        "nn.ConvTranspose2d over the input plus its coordinate channels i, j (and r).",
+        2,
+        transposed=True,
+    )
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_2_t,
+        stride: _size_2_t = 1,
+        padding: _size_2_t = 0,
+        output_padding: _size_2_t = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: _size_2_t = 1,
+        padding_mode: Literal["zeros"] = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    ) -> None:
+        name = "CoordConvTranspose2d"
+        channels = _channels_with_coordinates(name, 2, in_channels, with_r, groups, coord_range)
+        super().__init__(
+            channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+            dilation, padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 2, in_channels, with_r, coord_range)
+
+
+class CoordConvTranspose3d(_CoordConvTransposeNd, nn.ConvTranspose3d):
+    __doc__ = _doc(
+        "nn.ConvTranspose3d over the input plus coordinate channels along D, H and W (and r).",
+        3,
+        transposed=True,
+    )
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: _size_3_t,
+        stride: _size_3_t = 1,
+        padding: _size_3_t = 0,
+        output_padding: _size_3_t = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: _size_3_t = 1,
+        padding_mode: Literal["zeros"] = "zeros",
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+        with_r: bool = False,
+        coord_range: tuple[float, float] = DEFAULT_RANGE,
+    ) -> None:
+        name = "CoordConvTranspose3d"
+        channels = _channels_with_coordinates(name, 3, in_channels, with_r, groups, coord_range)
+        super().__init__(
+            channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
+            dilation, padding_mode, device, dtype,
+        )  # fmt: skip
+        self._set_coordinates(name, 3, in_channels, with_r, coord_range)

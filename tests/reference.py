@@ -46,11 +46,15 @@ def reference_conv(layer: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     return _CONV[rank](inp, layer.weight, layer.bias, layer.stride, padding, layer.dilation)
 
 
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
 def reference_conv_transpose(
     layer: torch.nn.Module, x: torch.Tensor, output_padding
 ) -> torch.Tensor:
+    """The plain transposed convolution of concat(x, coords) with the layer's weight and bias."""
     inp = concat_coords(x, layer.with_r, layer.coord_range)
-    return F.conv_transpose2d(
+    return _CONV_TRANSPOSE[x.dim() - 2](
         inp,
         layer.weight,
         layer.bias,

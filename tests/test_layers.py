@@ -1,14 +1,29 @@
+import inspect
 import io
+import re
+import typing
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
+from torch.nn.common_types import _size_1_t, _size_2_t, _size_3_t
 
-from coordconv import CoordConv1d, CoordConv2d, CoordConv3d, CoordConvTranspose2d
+import coordconv
+from coordconv import (
+    CoordConv1d,
+    CoordConv2d,
+    CoordConv3d,
+    CoordConvTranspose1d,
+    CoordConvTranspose2d,
+    CoordConvTranspose3d,
+)
 from tests.reference import reference_conv, reference_conv_transpose
 
 LAYERS = {1: CoordConv1d, 2: CoordConv2d, 3: CoordConv3d}
 PLAIN = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+TRANSPOSED = {1: CoordConvTranspose1d, 2: CoordConvTranspose2d, 3: CoordConvTranspose3d}
+PLAIN_TRANSPOSED = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 SHAPES = {1: (13,), 2: (11, 17), 3: (5, 7, 9)}
 
 CASES = [
@@ -73,6 +88,10 @@ def test_parameter_count_is_plain_conv_plus_coordinate_weights():
     assert n == 2 * 32 * 8 * 8
 
 
+TRANSPOSE_SHAPES = {1: (9,), 2: (6, 9), 3: (3, 4, 5)}
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
 @pytest.mark.parametrize("with_r", [False, True])
 @pytest.mark.parametrize(
     "case",
@@ -82,26 +101,58 @@ def test_parameter_count_is_plain_conv_plus_coordinate_weights():
         dict(kernel_size=3, stride=2, padding=1, output_padding=1),
         dict(kernel_size=3, dilation=2, bias=False),
     ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
 )
-def test_transpose_equals_concat_reference(with_r, case):
+def test_transpose_equals_concat_reference(rank, with_r, case):
     torch.manual_seed(2)
-    layer = CoordConvTranspose2d(3, 5, with_r=with_r, **case)
-    x = torch.randn(2, 3, 6, 9)
+    layer = TRANSPOSED[rank](3, 5, with_r=with_r, **case)
+    x = torch.randn(2, 3, *TRANSPOSE_SHAPES[rank])
     got = layer(x)
     want = reference_conv_transpose(layer, x, layer.output_padding)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     params = dict(layer.named_parameters())
-    assert params["weight"].shape == (3 + 2 + with_r, 5, *layer.kernel_size)
+    assert params["weight"].shape == (3 + rank + with_r, 5, *layer.kernel_size)
     assert set(params) == ({"weight", "bias"} if layer.bias is not None else {"weight"})
+    assert isinstance(layer, PLAIN_TRANSPOSED[rank]) and layer.coord_channels == rank + with_r
 
 
-def test_transpose_output_size():
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_transpose_gradients_equal_concat_reference(rank):
+    torch.manual_seed(7)
+    layer = TRANSPOSED[rank](2, 3, 3, stride=2, padding=1, output_padding=1, with_r=True)
+    x = torch.randn(2, 2, *TRANSPOSE_SHAPES[rank], requires_grad=True)
+    layer(x).square().sum().backward()
+    got = (x.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone())
+    x.grad = None
+    layer.zero_grad()
+    reference_conv_transpose(layer, x, layer.output_padding).square().sum().backward()
+    for g, w in zip(got, (x.grad, layer.weight.grad, layer.bias.grad), strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("rank", [1, 2, 3])
+def test_transpose_output_size(rank):
     torch.manual_seed(3)
-    layer = CoordConvTranspose2d(2, 3, 3, stride=2, padding=1)
-    x = torch.randn(1, 2, 5, 7)
-    got = layer(x, output_size=[10, 14])
-    assert got.shape == (1, 3, 10, 14)
-    torch.testing.assert_close(got, reference_conv_transpose(layer, x, (1, 1)))
+    layer = TRANSPOSED[rank](2, 3, 3, stride=2, padding=1)
+    small = (5, 7, 4)[:rank]
+    x = torch.randn(1, 2, *small)
+    want_size = [2 * n for n in small]
+    got = layer(x, output_size=want_size)
+    assert got.shape == (1, 3, *want_size)
+    torch.testing.assert_close(got, reference_conv_transpose(layer, x, (1,) * rank))
+
+
+def test_transposed_ranks_share_one_construction_and_forward():
+    """One shared forward for the three transposed ranks, and the same repr as their siblings."""
+    layers = [TRANSPOSED[rank](2, 3, 3, with_r=True, coord_range=(0, 1)) for rank in (1, 2, 3)]
+    assert len({type(layer).forward for layer in layers}) == 1
+    for rank, layer in zip((1, 2, 3), layers, strict=True):
+        plain = PLAIN_TRANSPOSED[rank](2 + rank + 1, 3, 3)
+        want = repr(plain)[:-1].replace(
+            f"Transpose{rank}d({2 + rank + 1}, ", f"Transpose{rank}d(2, "
+        )
+        assert repr(layer) == "Coord" + want + ", with_r=True, coord_range=(0.0, 1.0))"
+        assert layer.in_channels == 2
 
 
 def test_wrong_channel_count_names_both_numbers():
@@ -109,6 +160,10 @@ def test_wrong_channel_count_names_both_numbers():
         CoordConv2d(3, 8, 3)(torch.zeros(1, 4, 8, 8))
     with pytest.raises(ValueError, match="expects 3 input channels, got 1"):
         CoordConvTranspose2d(3, 8, 3)(torch.zeros(1, 1, 8, 8))
+    with pytest.raises(ValueError, match="CoordConvTranspose3d expects 3 input channels, got 2"):
+        CoordConvTranspose3d(3, 8, 3)(torch.zeros(1, 2, 4, 4, 4))
+    with pytest.raises(ValueError, match=r"CoordConvTranspose1d .*1 spatial dims.*\(1, 3, 4, 4\)"):
+        CoordConvTranspose1d(3, 8, 3)(torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match="spatial dims"):
         CoordConv2d(3, 8, 3)(torch.zeros(3, 8, 8))
 
@@ -116,8 +171,9 @@ def test_wrong_channel_count_names_both_numbers():
 def test_groups_rejected():
     with pytest.raises(ValueError, match="groups=1 only, got groups=2"):
         CoordConv2d(4, 8, 3, groups=2)
-    with pytest.raises(ValueError, match="groups=1 only"):
-        CoordConvTranspose2d(4, 8, 3, groups=2)
+    for rank in (1, 2, 3):
+        with pytest.raises(ValueError, match=f"CoordConvTranspose{rank}d supports groups=1 only"):
+            TRANSPOSED[rank](4, 8, 3, groups=2)
 
 
 def test_float64_and_device_follow_parameters():
@@ -195,9 +251,11 @@ def test_unit_coord_range_equals_concat_reference(case):
     layer = CoordConv2d(3, 5, coord_range=(0, 1), with_r=True, **case)
     x = torch.randn(2, 3, *SHAPES[2])
     torch.testing.assert_close(layer(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
-    transpose = CoordConvTranspose2d(3, 5, 3, stride=2, padding=1, coord_range=(0, 1))
-    want = reference_conv_transpose(transpose, x, output_padding=0)
-    torch.testing.assert_close(transpose(x), want, rtol=1e-5, atol=1e-5)
+    for rank in (1, 2, 3):
+        transpose = TRANSPOSED[rank](3, 5, 3, stride=2, padding=1, coord_range=(0, 1))
+        xt = torch.randn(2, 3, *TRANSPOSE_SHAPES[rank])
+        want = reference_conv_transpose(transpose, xt, output_padding=0)
+        torch.testing.assert_close(transpose(xt), want, rtol=1e-5, atol=1e-5)
     assert "coord_range=(0.0, 1.0)" in repr(layer)
 
 
@@ -215,3 +273,35 @@ def test_unit_range_is_not_a_rescaled_default_under_zero_padding():
     inner = gap[0, 0, 1:-1, 1:-1]
     torch.testing.assert_close(inner, inner[0, 0].expand_as(inner))
     assert not torch.allclose(gap[0, 0, 0, 0], inner[0, 0])
+
+
+ALL_LAYERS = [*LAYERS.values(), *TRANSPOSED.values()]
+
+
+@pytest.mark.parametrize("cls", ALL_LAYERS, ids=lambda c: c.__name__)
+def test_signature_is_torchs_typed_with_its_size_types_and_each_parameter_documented(cls):
+    rank = int(cls.__name__[-2])
+    plain = (PLAIN_TRANSPOSED if "Transpose" in cls.__name__ else PLAIN)[rank]
+    names = list(inspect.signature(cls).parameters)
+    assert names == [*inspect.signature(plain).parameters, "with_r", "coord_range"]
+    hints = typing.get_type_hints(cls.__init__)
+    size_t = {1: _size_1_t, 2: _size_2_t, 3: _size_3_t}[rank]
+    for name in (
+        "kernel_size",
+        "stride",
+        "dilation",
+        *(["output_padding"] * (plain is not PLAIN[rank])),
+    ):
+        assert hints[name] == size_t, name
+    assert set(names) <= set(hints) and typing.Any not in hints.values()
+    for name in names:
+        assert re.search(rf"^ +{name}: \S", cls.__doc__, re.MULTILINE), name
+
+
+def test_package_exports_every_layer_with_version_and_type_marker():
+    for name in coordconv.__all__:
+        assert getattr(coordconv, name).__module__.startswith("coordconv.")
+    layers = {cls.__name__ for cls in ALL_LAYERS}
+    assert layers | {"AddCoords", "coordinate_channels"} <= set(coordconv.__all__)
+    assert isinstance(coordconv.__version__, str) and coordconv.__version__
+    assert (Path(coordconv.__file__).parent / "py.typed").is_file()
