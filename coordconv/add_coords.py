@@ -125,10 +125,11 @@ class AddCoords(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_rank(x, self.rank, "AddCoords")
-        coords = coordinate_channels(
-            x.shape[2:], self.with_r, device=x.device, dtype=x.dtype, coord_range=self.coord_range
-        )
-        return torch.cat([x, coords.unsqueeze(0).expand(x.shape[0], *coords.shape)], dim=1)
+        low, high = self.coord_range
+        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)
+        # -1 keeps each coordinate size as it is: written out, it would freeze in a traced graph.
+        batch = [x.shape[0]] + [-1] * (self.rank + 1)
+        return torch.cat([x, coords.unsqueeze(0).expand(batch)], dim=1)
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, with_r={self.with_r}" + range_repr(self.coord_range)
