@@ -14,7 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.checkpoints import checkpoint_path, save_model_atomic
+from agents.checkpoints import checkpoint_path, save_model_atomic, save_replay_buffer_atomic
 from common.files import atomic_write_json
 
 
@@ -112,14 +112,19 @@ class ProgressFile(BaseCallback):
 
 
 class Checkpointer(_EveryNSteps):
-    """Saves checkpoints/model_<steps>_steps.zip every `every` agent steps, atomically."""
+    """Saves checkpoints/model_<steps>_steps.zip every `every` agent steps, atomically; with
+    `replay_buffer`, also the off-policy model's replay buffer (save_replay_buffer_atomic), as
+    SB3's CheckpointCallback(save_replay_buffer=True) does."""
 
-    def __init__(self, run_dir: Path, every: int) -> None:
+    def __init__(self, run_dir: Path, every: int, replay_buffer: bool = False) -> None:
         super().__init__(every)
         self.run_dir = run_dir
+        self.replay_buffer = replay_buffer
 
     def _fire(self) -> None:
         save_model_atomic(self.model, checkpoint_path(self.run_dir, self.num_timesteps))
+        if self.replay_buffer:
+            save_replay_buffer_atomic(self.model, self.run_dir)
 
 
 class Evaluator(_EveryNSteps):
@@ -183,7 +188,12 @@ class NonFiniteGuard(BaseCallback):
         for key, value in self.logger.name_to_value.items():
             if key.startswith("train/") and key.endswith("loss") and not math.isfinite(value):
                 raise NonFiniteError(f"{key} is {value} at step {self.num_timesteps}")
-        params = list(self.model.policy.named_parameters())
+        # The weights the optimizer trains: a DQN target network is a copy of them, and checking
+        # it too would double the guard's cost every train_freq steps.
+        trained = {
+            id(p) for group in self.model.policy.optimizer.param_groups for p in group["params"]
+        }
+        params = [(n, p) for n, p in self.model.policy.named_parameters() if id(p) in trained]
         named = [(f"weight {n}", p) for n, p in params]
         named += [(f"gradient of {n}", p.grad) for n, p in params if p.grad is not None]
         # Each tensor's largest magnitude is NaN or inf exactly when the tensor holds one (a max

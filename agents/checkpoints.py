@@ -1,4 +1,5 @@
-"""Saving and finding SB3 models: atomic writes, checkpoint names, which model to load."""
+"""Saving and finding SB3 models and replay buffers: atomic writes, checkpoint names, which model
+to load."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import zipfile
 from pathlib import Path
 
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from common.errors import UsageError
 from common.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip")
+_REPLAY_BUFFER_GLOB = "replay_buffer_*_steps.pkl"
 
 
 def save_model_atomic(model: BaseAlgorithm, path: str | Path) -> Path:
@@ -29,6 +32,27 @@ def save_model_atomic(model: BaseAlgorithm, path: str | Path) -> Path:
         f.flush()
         os.fsync(f.fileno())
     return Path(path)
+
+
+def replay_buffer_path(run_dir: Path, steps: int) -> Path:
+    """RUN_DIR/replay_buffer_<steps>_steps.pkl: an off-policy run's replay buffer as it was when
+    its model of `steps` steps (model.zip or a checkpoint) was saved."""
+    return run_dir / f"replay_buffer_{steps}_steps.pkl"
+
+
+def save_replay_buffer_atomic(model: OffPolicyAlgorithm, run_dir: Path) -> Path:
+    """model.save_replay_buffer() to replay_buffer_<steps>_steps.pkl atomically, then delete the
+    run's older buffers: each is gigabytes (2.82 GB for the default DQN buffer), so only the one
+    matching the newest saved model is kept."""
+    path = replay_buffer_path(run_dir, model.num_timesteps)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        model.save_replay_buffer(f)
+        f.flush()
+        os.fsync(f.fileno())
+    for other in run_dir.glob(_REPLAY_BUFFER_GLOB):
+        if other != path:
+            other.unlink(missing_ok=True)
+    return path
 
 
 def checkpoint_path(run_dir: Path, steps: int) -> Path:

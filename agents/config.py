@@ -14,14 +14,16 @@ from typing import Any
 
 import torch
 import yaml
-from stable_baselines3 import A2C, PPO
+from sb3_contrib import QRDQN
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 
 from common.errors import UsageError, check_choice
 
-ALGOS = {"a2c": A2C, "ppo": PPO}
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "atari"
+ALGOS = {"a2c": A2C, "ppo": PPO, "dqn": DQN, "qrdqn": QRDQN}
 # Keys the suite itself reads; every other hyperparameter goes to the SB3 algorithm unchanged.
 SUITE_KEYS = ("n_envs", "n_timesteps", "frame_stack", "optimizer", "optimizer_eps")
 OPTIMIZERS = {
@@ -33,6 +35,11 @@ OPTIMIZERS = {
 _RESERVED = {"self", "policy", "env", "tensorboard_log", "policy_kwargs", "verbose", "seed"}
 _RESERVED |= {"device", "_init_setup_model"}
 _LINEAR = re.compile(r"linear\(\s*([^,\s]+)\s*,\s*([^,\s)]+)\s*\)")
+
+
+def is_off_policy(algo: str) -> bool:
+    """Whether `algo` learns from a replay buffer (DQN, QR-DQN) rather than fresh rollouts."""
+    return issubclass(ALGOS[algo], OffPolicyAlgorithm)
 
 
 def default_config_path(algo: str) -> Path:
@@ -178,6 +185,16 @@ BOUNDS: dict[str, tuple[float, float | None, bool]] = {
     "rms_prop_eps": _POSITIVE,
     "optimizer_eps": _POSITIVE,
     "target_kl": _POSITIVE,
+    # DQN / QR-DQN
+    "buffer_size": _AT_LEAST_ONE,
+    "learning_starts": _NON_NEGATIVE,
+    "tau": _UNIT,
+    "train_freq": _AT_LEAST_ONE,
+    "gradient_steps": (-1, None, False),  # -1: as many gradient steps as env steps collected
+    "target_update_interval": _AT_LEAST_ONE,
+    "exploration_fraction": _UNIT,
+    "exploration_initial_eps": _UNIT,
+    "exploration_final_eps": _UNIT,
 }
 # The suite's own keys, typed as SB3's signatures type the rest.
 SUITE_KEY_TYPES: dict[str, Any] = {

@@ -3,7 +3,8 @@
 Zoo: OUT/<algo>/<Game>NoFrameskip-v4_<n>/ holds the model zip and the config.yml/args.yml that
 RL Zoo's enjoy, record_video and push_to_hub read, so `python -m rl_zoo3.enjoy --algo a2c --env
 MsPacmanNoFrameskip-v4 -f OUT` plays the agent. ONNX: one graph from the uint8 frames to the
-action logits and the value, checked against the PyTorch policy with onnxruntime on real frames.
+action logits and the value (A2C, PPO) or to the Q-values (DQN, QR-DQN), checked against the
+PyTorch policy with onnxruntime on real frames.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
 from agents.checkpoints import model_path
-from agents.config import ALGOS
+from agents.config import ALGOS, is_off_policy
 from agents.run_dir import read_run_config
 from agents.zoo import zoo_entry
 from common.cli import option
@@ -40,7 +41,13 @@ from envs.names import resolve_game
 ZOO_ENV_SUFFIX = "NoFrameskip-v4"  # RL Zoo's Atari protocol: no sticky actions, skip by wrapper
 ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # float32 round-off of the same graph is ~1e-6; more means a wrong graph
-ONNX_INPUT, ONNX_OUTPUTS = "obs", ("action_logits", "value")
+ONNX_INPUT = "obs"
+# The graph's outputs (name -> shape) and the short names the check reports them by.
+ACTOR_CRITIC_OUTPUTS = {
+    "action_logits": ("logits", "(batch, n_actions)"),
+    "value": ("value", "(batch, 1)"),
+}
+Q_OUTPUTS = {"q_values": ("q_values", "(batch, n_actions)")}
 
 
 EXPORT_FORMATS = ("zoo", "onnx")
@@ -218,6 +225,25 @@ class OnnxPolicy(nn.Module):
         return policy.action_net(latent_pi), policy.value_net(latent_vf)
 
 
+class OnnxQNetwork(nn.Module):
+    """A DQN or QR-DQN policy's online network as one function: uint8 frames (N, C, H, W) ->
+    (Q-values (N, n_actions),).
+
+    DQN's is its q_net, as SB3's docs export it; QR-DQN's Q-values are the mean of its quantile
+    network's quantiles, as its _predict takes them. argmax is the greedy action either way. The
+    frames are scaled inside, as in OnnxPolicy. The target network only trains: not exported.
+    """
+
+    def __init__(self, policy: nn.Module) -> None:
+        super().__init__()
+        self.quantiles = not hasattr(policy, "q_net")
+        self.net = policy.quantile_net if self.quantiles else policy.q_net
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor]:
+        out = self.net(obs)  # QR-DQN: (N, n_quantiles, n_actions)
+        return (out.mean(dim=1) if self.quantiles else out,)
+
+
 def real_observations(
     game: str,
     n: int,
@@ -251,14 +277,19 @@ def real_observations(
 
 
 def onnx_differences(
-    path: str | Path, module: nn.Module, observations: np.ndarray, batch_sizes: tuple[int, ...]
+    path: str | Path,
+    module: nn.Module,
+    observations: np.ndarray,
+    batch_sizes: tuple[int, ...],
+    names: tuple[str, ...] = ("logits", "value"),
 ) -> dict[str, float]:
     """Max abs difference between onnxruntime on the ONNX file and `module` in PyTorch, over
-    the observations fed in batches of each size in `batch_sizes`: {"logits": .., "value": ..}."""
+    the observations fed in batches of each size in `batch_sizes`, per output under `names`:
+    {"logits": .., "value": ..} for OnnxPolicy, {"q_values": ..} for OnnxQNetwork."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = {"logits": 0.0, "value": 0.0}
+    worst = dict.fromkeys(names, 0.0)
     for size in batch_sizes:
         for start in range(0, len(observations), size):
             batch = observations[start : start + size]
@@ -284,7 +315,8 @@ def export_onnx(
     differences.
 
     Input "obs": uint8 (batch, frame_stack, 84, 84), batch size free. Outputs "action_logits"
-    (batch, n_actions) and "value" (batch, 1), as OnnxPolicy. The check runs onnxruntime and
+    (batch, n_actions) and "value" (batch, 1) for A2C/PPO (OnnxPolicy), "q_values" (batch,
+    n_actions) for DQN/QR-DQN (OnnxQNetwork). The check runs onnxruntime and
     the PyTorch policy on `n_observations` real frames (random play, seeded by `seed`) in one
     batch and one by one; a max abs difference above `tolerance` raises ExportCheckError and
     leaves no file. The file is written atomically.
@@ -304,9 +336,12 @@ def export_onnx(
     except Exception as err:  # a zip that SB3 cannot read is a user's bad file
         raise UsageError(f"cannot load model {model}: {type(err).__name__}") from None
     policy = agent.policy
-    if not isinstance(policy.action_dist, CategoricalDistribution):
+    if is_off_policy(config["algo"]):  # DQN and QR-DQN: discrete actions by construction
+        module, outputs = OnnxQNetwork(policy).eval(), Q_OUTPUTS
+    elif isinstance(policy.action_dist, CategoricalDistribution):
+        module, outputs = OnnxPolicy(policy).eval(), ACTOR_CRITIC_OUTPUTS
+    else:
         raise UsageError(f"ONNX export takes discrete-action policies, not {model}")
-    module = OnnxPolicy(policy).eval()
     frame_stack = int(config["hyperparams"].get("frame_stack", 4))
     observations = real_observations(
         config["env"], n_observations, seed, config.get("sticky_actions", False), frame_stack
@@ -325,8 +360,8 @@ def export_onnx(
                 dynamo=False,
                 opset_version=ONNX_OPSET,
                 input_names=[ONNX_INPUT],
-                output_names=list(ONNX_OUTPUTS),
-                dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT, *ONNX_OUTPUTS)},
+                output_names=list(outputs),
+                dynamic_axes={name: {0: "batch"} for name in (ONNX_INPUT, *outputs)},
             )
         graph = onnx.load(str(tmp))
         onnx.checker.check_model(graph)
@@ -337,13 +372,14 @@ def export_onnx(
             "with_r": str(config.get("with_r", False)),
             "model": str(model),
             "input": "obs: uint8 (batch, frame_stack, 84, 84), grayscale frames, not scaled",
-            "outputs": "action_logits (batch, n_actions), value (batch, 1)",
+            "outputs": ", ".join(f"{name} {shape}" for name, (_, shape) in outputs.items()),
         }
         for key, value in metadata.items():
             graph.metadata_props.add(key=key, value=value)
         onnx.save(graph, str(tmp))
         batch_sizes = (len(observations), 1)
-        diffs = onnx_differences(tmp, module, observations, batch_sizes)
+        short = tuple(short for short, _ in outputs.values())
+        diffs = onnx_differences(tmp, module, observations, batch_sizes, short)
         worst = max(diffs.values())
         if not worst <= tolerance:  # NaN fails too
             raise ExportCheckError(
@@ -361,8 +397,9 @@ def export_onnx(
         "n_actions": int(policy.action_space.n),
         "observations": len(observations),
         "batch_sizes": list(batch_sizes),
-        "max_abs_diff_logits": diffs["logits"],
-        "max_abs_diff_value": diffs["value"],
+        "outputs": {name: shape for name, (_, shape) in outputs.items()},
+        "max_abs_diff": diffs,
+        **{f"max_abs_diff_{name}": diff for name, diff in diffs.items()},
         "tolerance": tolerance,
         "opset": ONNX_OPSET,
     }

@@ -1,8 +1,9 @@
-"""A2C/PPO training runs on Atari: build from config, train, checkpoint, resume."""
+"""A2C/PPO/DQN/QR-DQN training runs on Atari: build from config, train, checkpoint, resume."""
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import shutil
 import sys
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import FloatSchedule
 
 from agents.callbacks import (
@@ -23,13 +25,20 @@ from agents.callbacks import (
     NonFiniteGuard,
     ProgressFile,
 )
-from agents.checkpoints import list_checkpoints, newest_model, save_model_atomic
+from agents.checkpoints import (
+    list_checkpoints,
+    newest_model,
+    replay_buffer_path,
+    save_model_atomic,
+    save_replay_buffer_atomic,
+)
 from agents.config import (
     ALGOS,
     ScaledProgress,
     apply_overrides,
     check_hyperparams,
     default_config_path,
+    is_off_policy,
     load_hyperparams,
     sb3_kwargs,
 )
@@ -61,7 +70,11 @@ class TrainSettings:
         "game: MsPacman, ms_pacman, ALE/MsPacman-v5, MsPacmanNoFrameskip-v4 "
         "(required unless --resume)",
     )
-    algo: str = option("a2c", f"SB3 algorithm: {', '.join(ALGOS)}")
+    algo: str = option(
+        "a2c",
+        f"algorithm: {', '.join(ALGOS)} (SB3's; qrdqn from sb3-contrib); hyperparameters from "
+        "configs/atari/<algo>.yaml",
+    )
     extractor: str = option(
         "coordconv",
         f"features extractor: {', '.join(EXTRACTORS)} (conv is SB3's NatureCNN; coordconv makes "
@@ -106,6 +119,12 @@ class TrainSettings:
     )
     num_threads: int | None = option(None, "ale backend emulator threads (one per core)")
     progress: bool = option(True, "no progress bar; log SB3's table to stdout")
+    save_replay_buffer: bool = option(
+        False,
+        "dqn, qrdqn: save the replay buffer with model.zip and each checkpoint, so that --resume "
+        "continues with it (only the newest is kept; the default 100,000 transitions are 2.82 GB "
+        "on disk); without it a resumed run starts with an empty buffer",
+    )
 
 
 @dataclass
@@ -161,6 +180,9 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         kinds = " or ".join(VEC_ENV_CLASSES)
         raise UsageError(f"--vec-env takes {kinds}; for the backend use --backend {s.vec_env}")
     check_choice("--vec-env", s.vec_env, VEC_ENV_CLASSES)
+    if s.save_replay_buffer and not is_off_policy(s.algo):
+        off_policy = ", ".join(a for a in ALGOS if is_off_policy(a))
+        raise UsageError(f"--save-replay-buffer applies to {off_policy}, not {s.algo}")
     if s.num_threads is not None and s.num_threads < 1:
         raise UsageError(f"--num-threads must be >= 1, got {s.num_threads}")
     return {
@@ -178,6 +200,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         "eval_episodes": s.eval_episodes,
         "deterministic_eval": s.deterministic_eval,
         "checkpoint_freq": s.checkpoint_freq,
+        "save_replay_buffer": s.save_replay_buffer,
         "config_file": str(config_file),
         "hyperparams": hyperparams,
     }
@@ -225,7 +248,8 @@ def _callbacks(config: dict[str, Any], run_dir: Path, eval_env) -> list:
     total = int(config["hyperparams"]["n_timesteps"])
     callbacks = [NonFiniteGuard(), EpisodeLogger(), ProgressFile(run_dir, total)]
     if config["checkpoint_freq"] > 0:
-        callbacks.append(Checkpointer(run_dir, config["checkpoint_freq"]))
+        every, buffer = config["checkpoint_freq"], config.get("save_replay_buffer", False)
+        callbacks.append(Checkpointer(run_dir, every, buffer))
     if eval_env is not None:
         # Runs saved before the key existed evaluated greedily; they resume sampling, as RL Zoo.
         deterministic = config.get("deterministic_eval", False)
@@ -242,7 +266,8 @@ def _learn(
     progress: bool,
     resuming: bool,
 ) -> TrainResult:
-    """Train to n_timesteps, then save model.zip; Ctrl-C saves first; NaN saves nothing."""
+    """Train to n_timesteps, then save model.zip (and the replay buffer, if the run keeps it);
+    Ctrl-C saves first; NaN saves nothing."""
     formats = ["tensorboard"] if progress else ["tensorboard", "stdout"]
     model.set_logger(configure(str(run_dir), formats))
     first_step = model.num_timesteps if resuming else 0
@@ -256,9 +281,9 @@ def _learn(
                 progress_bar=progress,
                 reset_num_timesteps=not resuming,
             )
-        save_model_atomic(model, run_dir / "model.zip")
+        _save_final(model, config, run_dir)
     except KeyboardInterrupt:
-        save_model_atomic(model, run_dir / "model.zip")
+        _save_final(model, config, run_dir)
         status, message = "interrupted", "interrupted: model.zip saved"
     except NonFiniteError as err:
         latest = list_checkpoints(run_dir)
@@ -283,6 +308,40 @@ def _learn(
         },
     )
     return result
+
+
+def _save_final(model: BaseAlgorithm, config: dict[str, Any], run_dir: Path) -> None:
+    save_model_atomic(model, run_dir / "model.zip")
+    if config.get("save_replay_buffer", False):
+        save_replay_buffer_atomic(model, run_dir)
+
+
+def restore_replay_buffer(
+    model: OffPolicyAlgorithm, run_dir: Path, steps: int, learning_starts: int
+) -> str:
+    """Give a resumed off-policy model the replay buffer saved with its model of `steps` steps;
+    return one line saying what it resumes with.
+
+    Without one (the run was trained without --save-replay-buffer, or the buffer is unreadable)
+    the model starts with an empty buffer and collects `learning_starts` steps before it trains
+    again, as a new run does: SB3 would otherwise train at once on the first few transitions.
+    """
+    path = replay_buffer_path(run_dir, steps)
+    why = f"no {path.name}: the run was trained without --save-replay-buffer"
+    if path.is_file():
+        try:
+            model.load_replay_buffer(path)
+        except Exception as err:  # a truncated or foreign pickle: resume, as with no buffer
+            why = f"warning: unreadable replay buffer {path} ({type(err).__name__})"
+        else:
+            model.replay_buffer.device = model.device  # it may have been saved from another
+            n = model.replay_buffer.size()
+            return f"resumed with the saved replay buffer: {n} transitions ({path.name})"
+    model.learning_starts = steps + learning_starts
+    return (
+        f"the resumed run starts with an empty replay buffer ({why}); it collects "
+        f"{learning_starts} steps before training again"
+    )
 
 
 def _build_model(config: dict[str, Any], env, device: str) -> BaseAlgorithm:
@@ -350,7 +409,9 @@ def continue_schedules(model: BaseAlgorithm, total: int) -> None:
     # Progress p on the way to `total` must read as the progress the old run would have had
     # at the same step: (old - s) / old at s = steps and 0 at s = total, linear in between.
     scale = max(old_total - steps, 0) * total / (old_total * (total - steps))
-    names = [n for n in ("learning_rate", "clip_range", "clip_range_vf") if hasattr(model, n)]
+    # exploration_schedule: DQN's epsilon, a schedule over progress like the others.
+    keys = ("learning_rate", "clip_range", "clip_range_vf", "exploration_schedule")
+    names = [n for n in keys if hasattr(model, n)]
     for name in names:
         value = getattr(model, name)
         if callable(value):
@@ -375,8 +436,10 @@ def resume_atari(
 
     The games and torch continue with fresh random streams derived from the seed and the step
     count (`resume_seed`), so a resumed run does not replay the games it saw. `timesteps` is a
-    new total; schedules continue without a jump (`continue_schedules`). A run already at its
-    total is left as it is.
+    new total; schedules continue without a jump (`continue_schedules`). An off-policy run
+    continues with the replay buffer saved with that model, or an empty one
+    (`restore_replay_buffer`, which prints one line saying which). A run already at its total is
+    left as it is.
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -401,6 +464,10 @@ def resume_atari(
         raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
     # SB3's load re-seeds everything with the run's own seed; a resume needs fresh streams.
     model.set_random_seed(seed)
+    if is_off_policy(config["algo"]):
+        default = inspect.signature(type(model).__init__).parameters["learning_starts"].default
+        learning_starts = int(config["hyperparams"].get("learning_starts", default))
+        print(restore_replay_buffer(model, run_dir, steps, learning_starts), file=sys.stderr)
     _set_precision(model, config["precision"])
     continue_schedules(model, total)
     return _learn(model, config, run_dir, eval_env, progress, resuming=True)

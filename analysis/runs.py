@@ -29,6 +29,7 @@ NOT_GROUPED = (
     "device",  # cpu or cuda: the same computation, only its speed differs
     "num_threads",  # ale-py's emulator threads: how fast the same games are stepped
     "checkpoint_freq",  # how often model files are saved: training does not read them
+    "save_replay_buffer",  # whether a replay buffer is saved with them: likewise
     "config_file",  # a path; the hyperparameters it held are in `hyperparams`
     "vec_env",  # SB3 sub-envs in one process or several: the same games, stepped alike
 )

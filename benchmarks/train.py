@@ -1,6 +1,6 @@
-"""Training throughput of A2C/PPO: conv vs CoordConv vs RL Zoo's own setup in fp32 and bf16, and
-what each speed lever (threads, channels_last, our callbacks, overlapped stepping) is worth,
-all timed side by side in one process."""
+"""Training throughput of A2C/PPO/DQN/QR-DQN: conv vs CoordConv vs RL Zoo's own setup in fp32
+and bf16, and what each speed lever (threads, channels_last, our callbacks, overlapped stepping)
+is worth, all timed side by side in one process."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecFrameStack
 
 from agents.callbacks import EpisodeLogger, NonFiniteGuard, ProgressFile
-from agents.config import ALGOS, default_config_path, load_hyperparams, sb3_kwargs
+from agents.config import ALGOS, default_config_path, is_off_policy, load_hyperparams, sb3_kwargs
 from benchmarks.timing import interleaved_median_ms
 from envs.ale_vec import AleVecEnv
 from envs.atari import make_atari_vec_env
@@ -30,6 +30,10 @@ from policies.precision import set_precision
 from policies.registry import policy_kwargs_for
 
 CALLBACKS = ("guard", "episodes", "progress")  # train_atari's per-step callbacks (not evaluation)
+# Off-policy variants train from their first step (learning_starts 0), so that a timed round is
+# the steady state of a long run (one gradient step per train_freq steps), on a buffer of this
+# many transitions (282 MB each): seven variants of RL Zoo's 100,000 would hold 20 GB.
+OFF_POLICY_BUFFER = 10_000
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,8 @@ def measure(
     that a change in machine load falls on all of them alike."""
     game = resolve_game(env)
     hp = load_hyperparams(default_config_path(algo), algo)
+    if is_off_policy(algo):
+        hp = {**hp, "learning_starts": 0, "buffer_size": OFF_POLICY_BUFFER}
     n_envs = n_envs or int(hp["n_envs"])
     with tempfile.TemporaryDirectory() as logdir:
         timed = {

@@ -5,7 +5,7 @@ extractor under `torch.autocast` (CPU or CUDA); its output is cast back to fp32,
 the losses, the gradients of every weight and the optimizer state stay fp32. Autocast is set
 per policy object, not saved with it: a saved agent loads with plain `A2C.load` / `PPO.load`
 as the fp32 network it is (its weights are fp32 either way) and plays in bf16 after
-`set_precision(model.policy, "bf16")`.
+`set_precision(model.policy, "bf16")`; DQN / QR-DQN likewise.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable
 
 import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from common.errors import check_choice
@@ -24,13 +25,12 @@ PRECISIONS = ("fp32", "bf16")
 def set_precision(policy: nn.Module, precision: str) -> None:
     """Run the features extractor(s) of an SB3 policy in `precision` from now on.
 
-    Covers a shared extractor and separate actor/critic ones alike; calling it again replaces
-    the earlier setting (fp32 restores the class's own forward).
+    Covers a shared extractor, separate actor/critic ones and the Q-network and target network
+    of DQN / QR-DQN alike; calling it again replaces the earlier setting (fp32 restores the
+    class's own forward).
     """
     check_choice("precision", precision, PRECISIONS)
-    names = ("features_extractor", "pi_features_extractor", "vf_features_extractor")
-    extractors = {id(e): e for n in names if isinstance(e := getattr(policy, n, None), nn.Module)}
-    for extractor in extractors.values():
+    for extractor in _extractors(policy):
         # An instance attribute shadows the class's forward; nn.Module.__call__ looks it up.
         extractor.__dict__.pop("forward", None)
         if precision == "bf16":
@@ -39,8 +39,15 @@ def set_precision(policy: nn.Module, precision: str) -> None:
 
 def precision_of(policy: nn.Module) -> str:
     """The precision `set_precision` last gave the policy's extractor (fp32 if never)."""
-    extractor = getattr(policy, "features_extractor", None)
-    return "bf16" if extractor is not None and "forward" in extractor.__dict__ else "fp32"
+    extractors = _extractors(policy)
+    return "bf16" if extractors and "forward" in extractors[0].__dict__ else "fp32"
+
+
+def _extractors(policy: nn.Module) -> list[BaseFeaturesExtractor]:
+    # By type, not by attribute name: DQN's policy holds its extractors inside q_net and
+    # q_net_target, A2C/PPO's as features_extractor (the same object as pi_/vf_ when shared);
+    # modules() lists a shared one once.
+    return [m for m in policy.modules() if isinstance(m, BaseFeaturesExtractor)]
 
 
 def _bf16_forward(forward: Callable[[torch.Tensor], torch.Tensor]):

@@ -21,10 +21,13 @@ EXTRACTORS: dict[str, tuple[type, dict[str, Any]]] = {
 def policy_kwargs_for(name: str, with_r: bool = False, **kwargs: Any) -> dict[str, Any]:
     """policy_kwargs for SB3's CnnPolicy with the named features extractor.
 
-    Usable as `A2C("CnnPolicy", env, policy_kwargs=policy_kwargs_for("coordconv"))`. Every name
-    gets CnnPolicy's own `net_arch=[]`: a custom extractor otherwise gets two extra 64-unit
-    layers per head, and conv vs CoordConv would differ by more than the coordinate weights.
-    Extra keyword arguments (optimizer_class, ...) are passed through.
+    Usable as `A2C("CnnPolicy", env, policy_kwargs=policy_kwargs_for("coordconv"))`, and the
+    same for PPO, DQN and QR-DQN (their Q-network and target network each get the extractor).
+    Every name gets CnnPolicy's own `net_arch=[]` (NatureCNN, then one linear layer per head:
+    the action and value heads of A2C/PPO, the Q-values or quantiles of DQN/QR-DQN): a custom
+    extractor otherwise gets two extra 64-unit layers per head, and conv vs CoordConv would
+    differ by more than the coordinate weights. Extra keyword arguments (optimizer_class, ...)
+    are passed through.
     """
     check_choice("extractor", name, EXTRACTORS)
     cls, extractor_kwargs = EXTRACTORS[name]

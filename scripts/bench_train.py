@@ -1,5 +1,5 @@
-"""Training speed (agent steps/s) of A2C and PPO on an Atari game: conv vs CoordConv vs RL Zoo,
-in fp32 and bf16; with --levers, what each speed lever is worth.
+"""Training speed (agent steps/s) of A2C, PPO, DQN and QR-DQN on an Atari game: conv vs CoordConv
+vs RL Zoo, in fp32 and bf16; with --levers, what each speed lever is worth.
 
 All variants are built in one process on the same RL Zoo hyperparameters and timed in
 interleaved rounds. Updates this device's section of docs/results/train_speed.md.
@@ -20,7 +20,8 @@ timed side by side in one process (`scripts/bench_train.py`). `zoo` is plain SB3
 on SB3's `make_atari_env` in fp32 (what RL Zoo runs); `conv` and `coordconv` are this suite's
 environments (`sb3` backend) and extractors (`policy_kwargs_for`); `-ale` is ale-py's native
 vector env (train_atari's default backend); `-bf16` is `--precision bf16` (the features
-extractor under autocast). Same hyperparameters: configs/atari/*.yaml. Time-per-step ratios
+extractor under autocast). Same hyperparameters: configs/atari/*.yaml (DQN and QR-DQN: training
+from the first step, on a 10,000-transition buffer). Time-per-step ratios
 (inverse steps/s): above 1 is slower, goal coordconv / conv <= 1.03 in both precisions.
 Steps/s over RL Zoo: above 1 is faster, goal >= 2 for coordconv in bf16.
 """

@@ -3,7 +3,7 @@
 A spec's top-level keys (other tools read them, so the names are the contract):
 
     games:        [MsPacman, Breakout]     # any spelling resolve_game takes
-    algos:        [a2c]                    # agents.config.ALGOS
+    algos:        [a2c]                    # agents.config.ALGOS: a2c, ppo, dqn, qrdqn
     extractors:   [conv, coordconv]        # policies.registry.EXTRACTORS
     with_r:       [false]                  # true adds the radius channel (CoordConv only)
     seeds:        [0, 1, 2]
@@ -14,9 +14,11 @@ A spec's top-level keys (other tools read them, so the names are the contract):
     gpus_per_run: 0                        # fractions share a GPU: 0.25 runs four per GPU
 
 and optionally `checkpoint_freq` (agent steps; default 100,000 or a tenth of the run, whichever
-is larger, so that a preempted run loses little) and `precision` (a list of fp32 and/or bf16,
-as train_atari.py's --precision; default [fp32]). The runs are the product of the lists; conv
-with with_r true is no model and is left out of the product.
+is larger, so that a preempted run loses little), `precision` (a list of fp32 and/or bf16,
+as train_atari.py's --precision; default [fp32]) and `save_replay_buffer` (true or false, as
+train_atari.py's --save-replay-buffer, for the dqn and qrdqn runs: a preempted one then resumes
+with its buffer, 2.82 GB on disk per run; default false). The runs are the product of the
+lists; conv with with_r true is no model and is left out of the product.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from agents.config import ALGOS
+from agents.config import ALGOS, is_off_policy
 from agents.run_dir import default_run_name
 from agents.train import TrainSettings, resolve_config
 from common.errors import UsageError
@@ -42,7 +44,7 @@ REQUIRED_KEYS = (
     "cpus_per_run", "gpus_per_run",
 )  # fmt: skip
 _LISTS = ("games", "algos", "extractors", "with_r", "seeds", "set")
-OPTIONAL_KEYS = ("checkpoint_freq", "precision")
+OPTIONAL_KEYS = ("checkpoint_freq", "precision", "save_replay_buffer")
 MIN_CHECKPOINT_FREQ = 100_000
 
 
@@ -63,6 +65,7 @@ class StudySpec:
     gpus_per_run: float
     checkpoint_freq: int
     precision: tuple[str, ...] = ("fp32",)
+    save_replay_buffer: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,15 @@ def load_spec(path: str | Path) -> StudySpec:
             0,
         ),
         precision=tuple(precision),
+        save_replay_buffer=_flag(path, data, "save_replay_buffer"),
     )
+
+
+def _flag(path: Path, data: dict[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise UsageError(f"{key} in study spec {path} must be true or false, got {value!r}")
+    return value
 
 
 def _check_items(path: Path, key: str, items: list, kind: type, words: str, minimum=None) -> None:
@@ -185,6 +196,7 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
             eval_freq=spec.eval_freq,
             checkpoint_freq=spec.checkpoint_freq,
             num_threads=max(1, int(spec.cpus_per_run)),
+            save_replay_buffer=spec.save_replay_buffer and is_off_policy(algo),
             progress=False,
         )
         resolve_config(settings)  # every mistake before Ray starts

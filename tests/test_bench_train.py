@@ -34,9 +34,24 @@ def test_bench_train_measures_every_variant_and_lever(capsys, tmp_path):
     assert "Rollout with overlapped game stepping (2 games" in text
 
 
+def test_bench_train_has_dqn_and_qrdqn_rows(capsys, tmp_path):
+    out = tmp_path / "train_speed.md"
+    r = run_script(
+        capsys, "bench_train.py", "--algos", "dqn,qrdqn", "--steps", "16", "--rounds", "1",
+        "--device", "cpu", "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    assert "dqn: time per step coordconv / conv = " in r.out and "qrdqn: time" in r.out
+    text = out.read_text()
+    assert "| dqn | 1 |" in text and "| qrdqn | 1 |" in text  # RL Zoo's one game
+    rows = json.loads((tmp_path / "train_speed_cpu.json").read_text())["rows"]
+    assert [r["algo"] for r in rows] == ["dqn", "qrdqn"]
+    assert all(v > 0 for r in rows for v in r["steps_per_second"].values())
+
+
 def test_bench_train_bad_input(capsys, tmp_path):
     for args, message in [
-        (["--algos", "dqn"], "--algos must list some of a2c, ppo, got 'dqn'"),
+        (["--algos", "sac"], "--algos must list some of a2c, ppo, dqn, qrdqn, got 'sac'"),
         (["--steps", "0"], "--steps and --rounds must be >= 1"),
         (["--env", "Pacmn", "--steps", "1"], "unknown Atari game 'Pacmn'"),
     ]:

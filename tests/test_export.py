@@ -221,8 +221,14 @@ def test_config_modules_hold_rl_zoo_atari_entries(module, algo, extractor):
     kwargs = entry["policy_kwargs"]
     expected = NatureCNN if extractor == "conv" else CoordConvNatureCNN
     assert kwargs["features_extractor_class"] is expected and kwargs["net_arch"] == []
-    assert kwargs["optimizer_class"] is OPTIMIZERS[ours["optimizer"]]
-    assert kwargs["optimizer_kwargs"] == {"eps": ours["optimizer_eps"]}
+    if "optimizer" in ours:  # A2C, PPO; DQN and QR-DQN keep SB3's default (Adam, eps 1e-8)
+        assert kwargs["optimizer_class"] is OPTIMIZERS[ours["optimizer"]]
+        assert kwargs["optimizer_kwargs"] == {"eps": ours["optimizer_eps"]}
+    else:
+        assert "optimizer_class" not in kwargs and "optimizer" not in entry
+    if algo in ("dqn", "qrdqn"):  # RL Zoo's numbers, and a buffer that fits in memory
+        assert entry["buffer_size"] == 100_000 and entry["optimize_memory_usage"] is True
+        assert entry["replay_buffer_kwargs"] == {"handle_timeout_termination": False}
     if algo == "ppo":  # RL Zoo's spelling of linear(2.5e-4, 0); None (no clipping) left out
         assert entry["learning_rate"] == "lin_0.00025" and entry["clip_range"] == "lin_0.1"
         assert "clip_range_vf" not in entry

@@ -57,7 +57,8 @@ def results(logdir):
 BAD_SPECS = [
     ({"games": ["MsPacmn"]}, "unknown Atari game 'MsPacmn'"),
     ({"extractors": ["conv", "coord"]}, "unknown extractor 'coord'"),
-    ({"algos": ["dqn"]}, "unknown algo 'dqn'"),
+    ({"algos": ["sac"]}, "unknown algo 'sac'"),
+    ({"save_replay_buffer": "yes"}, "save_replay_buffer in study spec"),
     ({"budget": 5}, "unknown key 'budget' in study spec"),
     ({"seeds": None}, "lacks 'seeds'"),
     ({"seeds": [0, -1]}, "seeds in study spec"),

@@ -1,0 +1,5 @@
+"""RL Zoo config module: QR-DQN with the `conv` extractor (see agents/zoo/__init__.py)."""
+
+from agents.zoo import zoo_hyperparams
+
+hyperparams = zoo_hyperparams("qrdqn", "conv")
