@@ -1,4 +1,6 @@
-"""Forward+backward timing of CoordConv2d against nn.Conv2d and a naive concat CoordConv.
+"""Timing of CoordConv2d against nn.Conv2d and a naive concat CoordConv: forward+backward in
+training mode, and forward only in eval mode under no_grad (where the layer caches its
+coordinate term).
 
 `NaiveCoordConv2d` lives here, not in the coordconv package: it is the popular ports' layer,
 kept only as the baseline the benchmark times.
@@ -63,7 +65,14 @@ VARIANTS: dict[str, Callable[[LayerCase], nn.Module]] = {
 }
 
 
-def _step_fn(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
+MODES = ("train", "forward")  # forward+backward in train mode; forward in eval under no_grad
+MODE_TITLES = {
+    "train": "Training: forward+backward, train mode",
+    "forward": "Inference: forward only, eval mode under torch.no_grad",
+}
+
+
+def _train_step(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable[[], None]:
     params = list(module.parameters())
 
     def step() -> None:
@@ -75,22 +84,43 @@ def _step_fn(module: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> Callable
     return step
 
 
+def _forward_step(module: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            module(x)
+
+    return step
+
+
 def time_case(
-    case: LayerCase, device: torch.device, rounds: int = 7, iters: int = 10, seed: int = 0
+    case: LayerCase,
+    device: torch.device,
+    rounds: int = 7,
+    iters: int = 10,
+    seed: int = 0,
+    mode: str = "train",
 ) -> dict:
-    """Median seconds per forward+backward for each variant, timed in interleaved rounds."""
+    """Median milliseconds per step for each variant, timed in interleaved rounds; a step is a
+    forward+backward in train mode ("train") or a forward in eval mode under no_grad
+    ("forward")."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     torch.manual_seed(seed)
     x = torch.randn(case.batch, case.in_channels, *case.size, device=device)
-    x.requires_grad_(case.input_grad)
+    x.requires_grad_(case.input_grad and mode == "train")
     steps = {}
     for name, make in VARIANTS.items():
         module = make(case).to(device)
-        with torch.no_grad():
-            grad = torch.randn_like(module(x))
-        steps[name] = _step_fn(module, x, grad)
+        if mode == "train":
+            with torch.no_grad():
+                grad = torch.randn_like(module(x))
+            steps[name] = _train_step(module, x, grad)
+        else:
+            steps[name] = _forward_step(module.eval(), x)
     ms = interleaved_median_ms(steps, device, rounds, iters, warmup=3)
     return {
         **asdict(case),
+        "mode": mode,
         "conv_ms": ms["conv"],
         "coordconv_ms": ms["coordconv"],
         "naive_ms": ms["naive"],
@@ -100,15 +130,24 @@ def time_case(
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """The measured rows as a markdown table."""
-    lines = [
-        "| layer | batch | Conv2d ms | CoordConv2d ms | naive concat ms "
-        "| CoordConv2d / Conv2d | naive / Conv2d |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r['name']} | {r['batch']} | {r['conv_ms']:.2f} | {r['coordconv_ms']:.2f} "
-            f"| {r['naive_ms']:.2f} | {r['coordconv_over_conv']:.3f} | {r['naive_over_conv']:.3f} |"
-        )
-    return "\n".join(lines)
+    """The measured rows as markdown: one table per mode, each under its title."""
+    parts = []
+    for mode in MODES:
+        lines = [
+            f"{MODE_TITLES[mode]}:",
+            "",
+            "| layer | batch | Conv2d ms | CoordConv2d ms | naive concat ms "
+            "| CoordConv2d / Conv2d | naive / Conv2d |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            if r["mode"] != mode:
+                continue
+            lines.append(
+                f"| {r['name']} | {r['batch']} | {r['conv_ms']:.2f} | {r['coordconv_ms']:.2f} "
+                f"| {r['naive_ms']:.2f} | {r['coordconv_over_conv']:.3f} "
+                f"| {r['naive_over_conv']:.3f} |"
+            )
+        if len(lines) > 4:
+            parts.append("\n".join(lines))
+    return "\n\n".join(parts)

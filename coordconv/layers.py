@@ -11,6 +11,16 @@ Coordinates span [-1, 1] unless `coord_range=(low, high)` says otherwise (the re
 detection code used (0, 1)); with zero padding the two differ in more than a rescaling, since
 the padded border reads 0 either way.
 
+Two paths, chosen once per layer by a fixed rule, give the same numbers:
+- pointwise layers (every kernel size 1, stride 1, no padding): the coordinate term plus the
+  bias is one (out_channels, *S) map, and the layer is a single batched matrix product that adds
+  it as it writes the output (`torch.baddbmm`), so no pass over the output is spent on it;
+- all others: conv(x, W_x) with the bias, then the coordinate term added in place.
+In eval mode under `torch.no_grad` the coordinate term is cached per (spatial shape, device,
+dtype, autocast, the weight's and bias's storage and version): an optimizer step,
+`load_state_dict`, `.to()` or any in-place write changes the version or storage and so the key.
+Writes through `.data` bypass the version counter; call `clear_coordinate_cache()` after them.
+
 The layers subclass the matching `torch.nn` convolution, so code that finds convolutions by type
 (SB3's orthogonal init, weight-decay filters, fusers) treats them as one. They script with
 `torch.jit.script`, export with `torch.export` and `torch.onnx.export` with dynamic spatial
@@ -52,7 +62,10 @@ def _channels_with_coordinates(
 
 class _CoordinateLayer:
     """What all six layers share (mixed into the torch convolution): the coordinate settings,
-    the input check and the repr. Plain attributes only, so TorchScript can compile them."""
+    the input check, the cached coordinate term and the repr. Plain attributes only, so
+    TorchScript can compile them."""
+
+    __jit_ignored_attributes__ = ["_term_cache"]
 
     def _set_coordinates(
         self, name: str, rank: int, in_channels: int, with_r: bool, coord_range: object
@@ -64,6 +77,39 @@ class _CoordinateLayer:
         self.with_r = with_r
         self.coord_channels = rank + int(with_r)
         self.coord_range = check_coord_range(coord_range)  # type: ignore[arg-type]
+        self._term_cache: tuple[tuple, Tensor] | None = None
+
+    def clear_coordinate_cache(self) -> None:
+        """Forget the cached coordinate term (needed only after writes through `.data`)."""
+        self._term_cache = None
+
+    def __getstate__(self) -> dict:
+        # A pickled or deep-copied layer starts without the cache: it belongs to this storage.
+        state = self.__dict__.copy()
+        state["_term_cache"] = None
+        return state
+
+    def _fixed_term(self, x: Tensor, extra: list[int]) -> Tensor:
+        """The part of the output that depends on the weights and x's spatial shape only:
+        `_compute_term(x, extra)`, from the cache in eval mode under no_grad."""
+        if torch.jit.is_scripting() or self.training or torch.is_grad_enabled():
+            return self._compute_term(x, extra)  # type: ignore[attr-defined]
+        return self._cached_term(x, extra)
+
+    @torch.jit.unused
+    def _cached_term(self, x: Tensor, extra: list[int]) -> Tensor:
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            # A traced, exported or compiled graph must compute the term from its inputs.
+            return self._compute_term(x, extra)  # type: ignore[attr-defined]
+        device = x.device.type
+        autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
+        key: tuple = (tuple(x.shape[2:]), x.device, x.dtype, autocast, tuple(extra))
+        key += (torch.is_inference_mode_enabled(),)
+        for p in (self.weight, self.bias):  # type: ignore[attr-defined]
+            key += (None,) if p is None else (p.data_ptr(), p._version, p.dtype, p.device)
+        if self._term_cache is None or self._term_cache[0] != key:
+            self._term_cache = (key, self._compute_term(x, extra))  # type: ignore[attr-defined]
+        return self._term_cache[1]
 
     def _check_input(self, x: Tensor) -> None:
         check_input_rank(x, self._rank, self._name)
@@ -86,14 +132,38 @@ class _CoordinateLayer:
 class _CoordConvNd(_CoordinateLayer):
     """The forward pass of CoordConv1d/2d/3d (mixed into nn.Conv1d/2d/3d)."""
 
+    def _choose_path(self) -> None:
+        # A 1x1 convolution with stride 1 and no padding is a matrix product per example; as
+        # one GEMM with the fixed term as its addend it beats the plain 1x1 convolution on CPU.
+        no_padding = isinstance(self.padding, str) or not any(self.padding)  # type: ignore[attr-defined]
+        self._pointwise = (
+            all(k == 1 for k in self.kernel_size)  # type: ignore[attr-defined]
+            and all(s == 1 for s in self.stride)  # type: ignore[attr-defined]
+            and no_padding
+        )
+
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        c = self.in_channels
-        data_term = self._conv_forward(x, self.weight[:, :c], self.bias)  # type: ignore[attr-defined]
-        coord_term = self._conv_forward(self._coordinates(x), self.weight[:, c:], None)  # type: ignore[attr-defined]
+        weight = self.weight[:, : self.in_channels]  # type: ignore[attr-defined]
+        if self._pointwise:
+            term = self._fixed_term(x, [])
+            rows = weight.flatten(1).expand(x.shape[0], -1, -1)
+            return torch.baddbmm(term, rows, x.flatten(2)).unflatten(2, x.shape[2:])
+        data_term = self._conv_forward(x, weight, self.bias)  # type: ignore[attr-defined]
         # In place: the convolution's backward does not need its output, and skipping a second
         # batch-sized allocation is most of what makes the layer cost what a plain conv costs.
-        return data_term.add_(coord_term)
+        return data_term.add_(self._fixed_term(x, []))
+
+    def _compute_term(self, x: Tensor, extra: list[int]) -> Tensor:
+        """The coordinate term at batch size 1; for the pointwise path (1, out, S flattened)
+        with the bias in it."""
+        coord_weight = self.weight[:, self.in_channels :]  # type: ignore[attr-defined]
+        coords = self._coordinates(x)
+        if not self._pointwise:
+            return self._conv_forward(coords, coord_weight, None)  # type: ignore[attr-defined]
+        term = torch.matmul(coord_weight.flatten(1), coords.flatten(2))
+        bias = self.bias  # type: ignore[attr-defined]
+        return term if bias is None else term + bias.unsqueeze(1)
 
 
 class _CoordConvTransposeNd(_CoordinateLayer):
@@ -107,10 +177,18 @@ class _CoordConvTransposeNd(_CoordinateLayer):
         output_padding = self._output_padding(  # type: ignore[attr-defined]
             x, output_size, self.stride, self.padding, self.kernel_size, self._rank, self.dilation
         )
-        c = self.in_channels
-        data_term = self._transpose(x, self.weight[:c], self.bias, output_padding)  # type: ignore[attr-defined]
-        coord_term = self._transpose(self._coordinates(x), self.weight[c:], None, output_padding)  # type: ignore[attr-defined]
-        return data_term.add_(coord_term)
+        data_term = self._transpose(
+            x,
+            self.weight[: self.in_channels],  # type: ignore[attr-defined]
+            self.bias,  # type: ignore[attr-defined]
+            output_padding,
+        )
+        return data_term.add_(self._fixed_term(x, output_padding))
+
+    def _compute_term(self, x: Tensor, extra: list[int]) -> Tensor:
+        """The coordinate term at batch size 1; `extra` is the output padding."""
+        coord_weight = self.weight[self.in_channels :]  # type: ignore[attr-defined]
+        return self._transpose(self._coordinates(x), coord_weight, None, extra)
 
     def _transpose(
         self, x: Tensor, weight: Tensor, bias: Tensor | None, output_padding: list[int]
@@ -214,6 +292,7 @@ class CoordConv1d(_CoordConvNd, nn.Conv1d):
             padding_mode, device, dtype,
         )  # fmt: skip
         self._set_coordinates(name, 1, in_channels, with_r, coord_range)
+        self._choose_path()
 
 
 class CoordConv2d(_CoordConvNd, nn.Conv2d):
@@ -246,6 +325,7 @@ class CoordConv2d(_CoordConvNd, nn.Conv2d):
             padding_mode, device, dtype,
         )  # fmt: skip
         self._set_coordinates(name, 2, in_channels, with_r, coord_range)
+        self._choose_path()
 
 
 class CoordConv3d(_CoordConvNd, nn.Conv3d):
@@ -278,6 +358,7 @@ class CoordConv3d(_CoordConvNd, nn.Conv3d):
             padding_mode, device, dtype,
         )  # fmt: skip
         self._set_coordinates(name, 3, in_channels, with_r, coord_range)
+        self._choose_path()
 
 
 class CoordConvTranspose1d(_CoordConvTransposeNd, nn.ConvTranspose1d):

@@ -27,10 +27,12 @@ def test_bench_layers_writes_table_json_and_ratio(tmp_path):
     assert last.startswith("Atari first layer: CoordConv2d / Conv2d = ")
     text = out.read_text()
     assert text.startswith("# CoordConv layer speed")
-    assert "## cpu: " in text and "| Atari first layer 4x84x84->32 k8 s4 | 256 |" in text
+    assert "## cpu: " in text and text.count("| Atari first layer 4x84x84->32 k8 s4 | 256 |") == 2
+    assert "Training: forward+backward" in text and "Inference: forward only" in text
+    assert ("; forward only: ") in last
     data = json.loads((tmp_path / "layers_cpu.json").read_text())
     assert [r["name"] for r in data["rows"]][0].startswith("Atari first layer")
-    assert len(data["rows"]) == 4
+    assert [r["mode"] for r in data["rows"]] == ["train"] * 4 + ["forward"] * 4
     assert all(
         r["conv_ms"] > 0 and r["coordconv_ms"] > 0 and r["naive_ms"] > 0 for r in data["rows"]
     )

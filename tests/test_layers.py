@@ -35,6 +35,9 @@ CASES = [
     dict(kernel_size=3, padding=1, padding_mode="replicate", bias=False),
     dict(kernel_size=3, padding="same"),
     dict(kernel_size=1),
+    dict(kernel_size=1, bias=False),
+    dict(kernel_size=1, stride=2),
+    dict(kernel_size=1, padding=1, padding_mode="reflect"),
 ]
 
 
@@ -231,6 +234,17 @@ def test_torch_compile_matches_reference(backend):
     torch.testing.assert_close(compiled(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_torch_compile_in_eval_without_grad_computes_each_size(kernel_size):
+    torch.manual_seed(5)
+    layer = CoordConv2d(3, 4, kernel_size, with_r=True).eval()
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True, dynamic=True)
+    with torch.no_grad():
+        for shape in ((9, 13), (7, 5)):
+            x = torch.randn(2, 3, *shape)
+            torch.testing.assert_close(compiled(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+
+
 def test_state_dict_round_trip():
     torch.manual_seed(6)
     layer = CoordConv2d(3, 4, 5, with_r=True)
@@ -305,3 +319,128 @@ def test_package_exports_every_layer_with_version_and_type_marker():
     assert layers | {"AddCoords", "coordinate_channels"} <= set(coordconv.__all__)
     assert isinstance(coordconv.__version__, str) and coordconv.__version__
     assert (Path(coordconv.__file__).parent / "py.typed").is_file()
+
+
+POINTWISE_CASES = [
+    (1, dict(kernel_size=1)),
+    (2, dict(kernel_size=1, padding="same", bias=False)),
+    (3, dict(kernel_size=(1, 1, 1), padding="valid")),
+]
+
+
+@pytest.mark.parametrize(("rank", "case"), POINTWISE_CASES, ids=str)
+@pytest.mark.parametrize("with_r", [False, True])
+def test_pointwise_path_equals_concat_reference_forward_and_backward(rank, case, with_r):
+    torch.manual_seed(8)
+    layer = LAYERS[rank](3, 6, with_r=with_r, **case)
+    assert layer._pointwise
+    x = torch.randn(2, 3, *SHAPES[rank], requires_grad=True)
+    got = layer(x)
+    torch.testing.assert_close(got, reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+    got.square().sum().backward()
+    grads = [t.grad.clone() for t in (x, *layer.parameters())]
+    x.grad = None
+    layer.zero_grad()
+    reference_conv(layer, x).square().sum().backward()
+    for g, t in zip(grads, (x, *layer.parameters()), strict=True):
+        torch.testing.assert_close(g, t.grad, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "case", [dict(kernel_size=1, stride=2), dict(kernel_size=1, padding=1), dict(kernel_size=3)]
+)
+def test_other_layers_take_the_split_path(case):
+    assert not CoordConv2d(3, 4, **case)._pointwise
+
+
+def test_pointwise_path_under_autocast_bfloat16():
+    torch.manual_seed(9)
+    layer = CoordConv2d(4, 8, 1, with_r=True)
+    x = torch.randn(2, 4, 12, 10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = layer(x)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference_conv(layer, x), rtol=5e-2, atol=5e-2)
+
+
+CACHED = [
+    ("pointwise", lambda: CoordConv2d(3, 4, 1, with_r=True), SHAPES[2]),
+    ("split", lambda: CoordConv2d(3, 4, 3, padding=1, coord_range=(0, 1)), SHAPES[2]),
+    ("split-3d", lambda: CoordConv3d(3, 4, 2, stride=2), SHAPES[3]),
+    ("transpose", lambda: CoordConvTranspose2d(3, 4, 3, stride=2), TRANSPOSE_SHAPES[2]),
+]
+
+
+def check(layer: nn.Module, x: torch.Tensor) -> None:
+    """Under eval + no_grad the layer still computes the concat reference, cache or not."""
+    with torch.no_grad():
+        got = layer(x)
+    if isinstance(layer, nn.ConvTranspose2d):
+        want = reference_conv_transpose(layer, x, layer.output_padding)
+    else:
+        want = reference_conv(layer, x)
+    tol = 1e-12 if x.dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), CACHED, ids=[c[0] for c in CACHED])
+def test_eval_cache_is_reused_and_never_stale(name, make, shape):
+    torch.manual_seed(10)
+    layer = make().eval()
+    x = torch.randn(2, 3, *shape)
+    check(layer, x)
+    cached = layer._term_cache[1]
+    check(layer, x)
+    assert layer._term_cache[1] is cached  # the second call reuses the term
+    assert set(layer.state_dict()) == {"weight", "bias"}
+
+    # An optimizer step in training mode (no cache there) changes the weights in place.
+    layer.train()
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.5)
+    layer(x).square().sum().backward()
+    optimizer.step()
+    layer.eval()
+    check(layer, x)
+    assert layer._term_cache[1] is not cached
+
+    # Eval mode with gradients on caches nothing and backpropagates into the coordinate weights.
+    layer.clear_coordinate_cache()
+    layer(x).sum().backward()
+    assert layer._term_cache is None
+
+    fresh = make()
+    layer.load_state_dict(fresh.state_dict())
+    check(layer, x)
+    with torch.no_grad():
+        nn.init.orthogonal_(layer.weight)
+        if layer.bias is not None:
+            layer.bias.add_(1.0)
+    check(layer, x)
+    check(layer, torch.randn(1, 3, *(n + 2 for n in shape)))  # another spatial size
+    layer.to(torch.float64)
+    check(layer, x.double())
+    with torch.inference_mode():
+        check(layer, x.double())
+    check(layer, x.double())
+    with torch.no_grad():
+        layer.weight.data.mul_(2)  # invisible to the version counter: the documented escape
+    layer.clear_coordinate_cache()
+    check(layer, x.double())
+
+
+def test_copies_and_pickles_drop_the_cache():
+    import copy
+
+    layer = CoordConv2d(3, 4, 3).eval()
+    x = torch.randn(1, 3, 6, 6)
+    with torch.no_grad():
+        layer(x)
+    assert layer._term_cache is not None
+    twin = copy.deepcopy(layer)
+    assert twin._term_cache is None
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=False)._term_cache is None
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x), layer(x))
