@@ -13,8 +13,8 @@ the padded border reads 0 either way.
 
 Two paths, chosen once per layer by a fixed rule, give the same numbers:
 - pointwise layers (every kernel size 1, stride 1, no padding): the coordinate term plus the
-  bias is one (out_channels, *S) map, and the layer is a single batched matrix product that adds
-  it as it writes the output (`torch.baddbmm`), so no pass over the output is spent on it;
+  bias is one (out_channels, *S) map, and the layer is one batched matrix product with that
+  map as its addend (`torch.baddbmm`), which on CPU also beats the plain 1x1 convolution;
 - all others: conv(x, W_x) with the bias, then the coordinate term added in place.
 In eval mode under `torch.no_grad` the coordinate term is cached per (spatial shape, device,
 dtype, autocast, the weight's and bias's storage and version): an optimizer step,

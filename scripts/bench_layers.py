@@ -7,6 +7,7 @@ and the raw numbers into docs/results/layers_<device>.json.
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from common.cli import add_device_argument
@@ -20,8 +21,8 @@ Time per batch, median over interleaved rounds measured side by side in one proc
 example, then one convolution).
 
 `CoordConv2d` picks its path once per layer (coordconv/layers.py): a pointwise layer (kernel 1,
-stride 1, no padding; the toy rows) is one batched matrix product that adds the coordinate term
-and the bias as it writes the output; every other layer runs conv(x, W_x) and adds the
+stride 1, no padding; the toy rows) is one batched matrix product (`torch.baddbmm`) with the
+coordinate term plus the bias as its addend; every other layer runs conv(x, W_x) and adds the
 coordinate term, computed at batch size 1, in place. In eval mode under no_grad the coordinate
 term is cached between calls (keyed by shape, device, dtype and the weights' storage and
 version), so the forward-only rows pay for the addition only. Where the pointwise path beats
@@ -38,18 +39,29 @@ def main() -> int:
     parser.add_argument("--out", default="docs/results/layers.md", help="markdown file to update")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default); 1 keeps a loaded machine's ratios steady",
+    )
+    parser.add_argument(
         "--note", default="", help="a remark on the conditions, printed beside the machine"
     )
     args = parser.parse_args()
     if args.rounds < 1 or args.iters < 1:
         raise UsageError(f"--rounds and --iters must be >= 1, got {args.rounds} and {args.iters}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be >= 0, got {args.threads}")
 
+    import torch
     from tqdm import tqdm
 
     from benchmarks.layers import CASES, MODES, markdown_table, time_case
     from common.devices import resolve_device
     from common.results import write_benchmark
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     jobs = [(mode, case) for mode in MODES for case in CASES]
     rows = [
@@ -64,10 +76,10 @@ def main() -> int:
         f"forward only: {forward['coordconv_over_conv']:.3f}"
     )
     note = f"; {args.note}" if args.note else ""
+    argv = [shlex.quote(a) for a in sys.argv[1:]]  # the page's command must be runnable as shown
     write_benchmark(
-        args.out, PREAMBLE, device, "scripts/bench_layers.py", sys.argv[1:], table, summary, rows,
-        note=note,
-    )  # fmt: skip
+        args.out, PREAMBLE, device, "scripts/bench_layers.py", argv, table, summary, rows, note=note
+    )
     return 0
 
 
