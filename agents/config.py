@@ -21,8 +21,9 @@ from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
 
 from common.errors import UsageError, check_choice
+from configs import shipped_config
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "atari"
+CONFIG_DIR = shipped_config("atari")
 ALGOS = {"a2c": A2C, "ppo": PPO, "dqn": DQN, "qrdqn": QRDQN}
 # Keys the suite itself reads; every other hyperparameter goes to the SB3 algorithm unchanged.
 SUITE_KEYS = ("n_envs", "n_timesteps", "frame_stack", "optimizer", "optimizer_eps")

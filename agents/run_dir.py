@@ -54,9 +54,13 @@ def versions() -> dict[str, str]:
 
 
 def write_run_metadata(run_dir: Path, config: dict[str, Any], argv: list[str]) -> None:
-    """config.yaml (fully resolved), command.txt and versions.json, each written atomically."""
+    """config.yaml (fully resolved), command.txt and versions.json, each written atomically.
+
+    `argv` is the command line from the program on: a script (`scripts/train_atari.py`) is
+    recorded run by the interpreter, an installed command (`coordconv-train-atari`) alone."""
     atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
-    command = shlex.join([Path(sys.executable).name, *argv])
+    interpreter = [Path(sys.executable).name] if argv[0].endswith(".py") else []
+    command = shlex.join([*interpreter, *argv])
     previous = (run_dir / "command.txt").read_text() if (run_dir / "command.txt").exists() else ""
     atomic_write_text(run_dir / "command.txt", previous + command + "\n")
     atomic_write_json(run_dir / "versions.json", versions())

@@ -52,6 +52,7 @@ from common.cli import DEVICE_HELP, option
 from common.devices import resolve_device
 from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
+from configs import find_config
 from envs.atari import BACKENDS, VEC_ENV_CLASSES, default_backend, make_atari_vec_env
 from envs.names import resolve_game
 from policies.precision import PRECISIONS, bf16_note, set_precision
@@ -163,7 +164,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
     for name in ("seed", "eval_freq", "eval_episodes", "checkpoint_freq"):
         if getattr(s, name) < 0:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(s, name)}")
-    config_file = Path(s.config) if s.config else default_config_path(s.algo)
+    config_file = find_config(s.config) if s.config else default_config_path(s.algo)
     hyperparams = apply_overrides(load_hyperparams(config_file, s.algo), s.sets, s.algo)
     if s.timesteps is not None:
         hyperparams["n_timesteps"] = s.timesteps

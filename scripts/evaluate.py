@@ -1,29 +1,7 @@
-"""Evaluate a saved Atari agent on full games (no life-loss ends, unclipped scores).
+"""`coordconv-evaluate` run from a checkout: its code and --help are in commands/evaluate.py."""
 
-Example: python scripts/evaluate.py runs/MsPacman/a2c_coordconv_s0 --episodes 10 --video pac.mp4
-Prints mean +- std, min, max and episode lengths, and writes RUN_DIR/eval.json.
-"""
-
-from __future__ import annotations
-
-from agents.evaluate import EvaluateSettings, evaluate_run
-from common.cli import settings_from, settings_parser
+from commands.evaluate import main
 from common.errors import run_cli
-
-
-def main() -> int:
-    args = settings_parser(EvaluateSettings, __doc__).parse_args()
-    r = evaluate_run(settings_from(EvaluateSettings, args))
-    print(
-        f"{r['env']} {r['algo']} {r['extractor']} ({r['model']}): {r['episodes']} episodes, "
-        f"return {r['mean_reward']:.1f} +- {r['std_reward']:.1f} "
-        f"(min {r['min_reward']:.1f}, max {r['max_reward']:.1f})"
-    )
-    print(f"episode lengths (frames): {r['episode_lengths']}")
-    if "video" in r:
-        print(f"video: {r['video']}")
-    return 0
-
 
 if __name__ == "__main__":
     run_cli(main)

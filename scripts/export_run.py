@@ -1,58 +1,7 @@
-"""Export a trained run: into RL Baselines3 Zoo's log layout, or its policy as an ONNX model.
+"""`coordconv-export-run` run from a checkout: its code and --help are in commands/export_run.py."""
 
-Examples:
-  python scripts/export_run.py runs/MsPacman/a2c_coordconv_s0 --to zoo logs
-  python -m rl_zoo3.enjoy --algo a2c --env MsPacmanNoFrameskip-v4 -f logs --no-render -n 5000
-  python scripts/export_run.py runs/MsPacman/a2c_coordconv_s0 --to onnx pacman.onnx
-
---to zoo writes OUT/<algo>/<Game>NoFrameskip-v4_<n>/ (the next free n). --to onnx writes one
-graph, uint8 frames in, action logits and value out, and checks it against the PyTorch policy
-with onnxruntime on real frames: above a max abs difference of 1e-4 it writes nothing, exit 1.
-"""
-
-from __future__ import annotations
-
-import sys
-
-from agents.export import (
-    EXPORT_FORMATS,
-    ExportCheckError,
-    ExportSettings,
-    export_onnx,
-    export_zoo,
-)
-from common.cli import settings_from, settings_parser
-from common.errors import check_choice, run_cli
-
-
-def main() -> int:
-    args = settings_from(ExportSettings, settings_parser(ExportSettings, __doc__).parse_args())
-    check_choice("--to", args.to, EXPORT_FORMATS)
-    if args.to == "zoo":
-        r = export_zoo(args.run_dir, args.out, args.checkpoint)
-        print(f"{r['env_id']} {r['algo']} {r['extractor']} ({r['model']}) -> {r['exp_dir']}")
-        print(
-            f"play it: python -m rl_zoo3.enjoy --algo {r['algo']} --env {r['env_id']} "
-            f"-f {r['folder']} --exp-id {r['exp_id']}"
-        )
-        return 0
-    try:
-        r = export_onnx(args.run_dir, args.out, args.checkpoint, args.observations, args.seed)
-    except ExportCheckError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(
-        f"{r['env']} {r['algo']} {r['extractor']} ({r['model']}) -> {r['onnx']}: obs uint8 "
-        f"(N, {r['frame_stack']}, 84, 84) -> action_logits (N, {r['n_actions']}), value (N, 1)"
-    )
-    print(
-        f"onnxruntime vs PyTorch on {r['observations']} real observations (batches of "
-        f"{' and '.join(map(str, r['batch_sizes']))}): max abs difference "
-        f"logits {r['max_abs_diff_logits']:.2g}, value {r['max_abs_diff_value']:.2g} "
-        f"(tolerance {r['tolerance']:g})"
-    )
-    return 0
-
+from commands.export_run import main
+from common.errors import run_cli
 
 if __name__ == "__main__":
     run_cli(main)

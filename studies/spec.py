@@ -35,6 +35,7 @@ from agents.config import ALGOS, is_off_policy
 from agents.run_dir import default_run_name
 from agents.train import TrainSettings, resolve_config
 from common.errors import UsageError
+from configs import find_config
 from envs.names import resolve_game
 from policies.precision import PRECISIONS
 from policies.registry import EXTRACTORS, policy_kwargs_for
@@ -81,8 +82,9 @@ class PlannedRun:
 
 
 def load_spec(path: str | Path) -> StudySpec:
-    """Read and check a spec; every mistake raises UsageError naming the key or value."""
-    path = Path(path)
+    """Read and check a spec (a path, or configs/studies/<name>.yaml from any folder: see
+    configs.find_config); every mistake raises UsageError naming the key or value."""
+    path = find_config(path)
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:

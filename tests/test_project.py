@@ -6,10 +6,12 @@ import torchvision
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_ci_runs_exactly_the_readme_test_command():
-    ci_command = (ROOT / ".ci" / "run").read_text().strip().splitlines()[-1]
+def test_ci_runs_exactly_the_readme_test_command_then_the_slow_tests():
+    *_, ci_command, slow = (ROOT / ".ci" / "run").read_text().strip().splitlines()
     assert "pytest" in ci_command and "ruff check" in ci_command
-    assert f"\n{ci_command}\n" in (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert f"\n{ci_command}\n" in readme and f"\n{slow}\n" in readme
+    assert slow == ".venv/bin/pytest -m slow"
 
 
 def test_torchvision_compiled_ops_load_with_this_torch():

@@ -19,10 +19,10 @@ from common.cli import option
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_write_json
 from common.results import count_params
+from configs import shipped_config
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
 from supervised.toy.models import MODELS, TASKS, build_model
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "toy"
 EVAL_CHUNK = 512  # examples per forward pass when measuring: bounds the deconv's memory
 
 
@@ -89,7 +89,7 @@ def resolve_settings(s: ToySettings) -> ToySettings:
     check_choice("task", s.task, TASKS)
     check_choice("split", s.split, SPLITS)
     check_choice("model", s.model, MODELS)
-    defaults = yaml.safe_load((CONFIG_DIR / f"{s.task}.yaml").read_text())[s.model]
+    defaults = yaml.safe_load(shipped_config(f"toy/{s.task}.yaml").read_text())[s.model]
     filled = ToySettings(**{k: (defaults[k] if v is None and k in defaults else v)
                             for k, v in asdict(s).items()})  # fmt: skip
     if filled.target is None:
