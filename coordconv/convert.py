@@ -126,6 +126,10 @@ def _to_coordconv(conv: nn.Module, with_r: bool) -> nn.Module:
             new.bias.copy_(conv.bias)
         new.bias.requires_grad_(conv.bias.requires_grad)
     new.train(conv.training)
+    # The pointwise layers' matrix-product path rounds differently from the convolution kernel
+    # (by about 1e-7): a converted layer stays on the convolution path, so it computes the old
+    # layer's outputs bit for bit.
+    new._pointwise = False
     # The same registries, not copies: handles returned by register_*_hook still remove them.
     for name in _HOOK_ATTRIBUTES:
         setattr(new, name, getattr(conv, name))
@@ -171,7 +175,9 @@ def coordconvify(
       registered under several names, True for any of them). Selecting one that cannot be
       converted exactly raises ValueError naming it.
 
-    Converted exactly means the new layer computes the same outputs bit for bit. That holds for
+    Converted exactly means the new layer computes the same outputs bit for bit (so a converted
+    pointwise layer keeps the convolution kernel, not the matrix-product path a new CoordConv
+    layer of that shape takes, which rounds differently). That holds for
     a plain torch convolution (exactly one of `types`, not a subclass) with groups=1 whose state
     is its weight and bias. Refused: subclasses that override forward (weight-standardised
     convs as in timm's StdConv2d), parametrized weights (torch.nn.utils.parametrize, the new

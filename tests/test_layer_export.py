@@ -1,7 +1,6 @@
 """Every layer scripts (torch.jit.script), exports (torch.export, ONNX) with dynamic spatial sizes,
 and the one exported artefact computes what the eager layer does at two input sizes."""
 
-import importlib.util
 import io
 import warnings
 
@@ -131,10 +130,9 @@ def test_onnx_export_runs_in_onnxruntime_at_two_sizes(name, rank, make, grad):
     onnx_check(eval_layer(make, rank, grad), rank, dynamo=False, grad=grad)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("onnxscript") is None,
-    reason="the dynamo ONNX exporter needs onnxscript",
-)
+# torch.onnx.export's default exporter (dynamo, through onnxscript) takes seconds a layer, so
+# these run with the slow tests (CI's second step); the TorchScript exporter's run by default.
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "rank", "make"), LAYERS, ids=IDS)
 def test_dynamo_onnx_export_runs_in_onnxruntime_at_two_sizes(name, rank, make):
     onnx_check(eval_layer(make, rank, False), rank, dynamo=True, grad=False)
