@@ -17,8 +17,9 @@ from supervised.classification.models import VARIANTS
 from supervised.classification.trainer import ClassificationSettings, train_classification
 
 # full: 2 datasets x 3 variants x 5 seeds = 30 runs: 36.8 minutes measured at one torch thread
-# on the 2-core CPU beside another long job (78 s a digits run, 69 s a canvas run). Two epochs: the canvas models are at 15% test
-# accuracy after one epoch of a two-epoch run and at 92% after the second.
+# on the 2-core CPU beside another long job (78 s a digits run, 69 s a canvas run). Two epochs:
+# the canvas models are at 15% test accuracy after one epoch of a two-epoch run and at 92% after
+# the second.
 BUDGETS = {
     "quick": ClassificationSettings(epochs=1, train_images=256, test_images=200),
     "full": ClassificationSettings(epochs=2, train_images=4000, test_images=1000),
