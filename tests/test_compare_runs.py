@@ -373,6 +373,7 @@ def test_group_settings_flattens_the_config_without_the_seed():
         "with_r": False,
     }
     not_grouped = {"seed", "device", "num_threads", "checkpoint_freq", "config_file", "vec_env"}
+    not_grouped |= {"save_replay_buffer"}
     assert set(NOT_GROUPED) == not_grouped
 
 
