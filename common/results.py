@@ -28,7 +28,8 @@ def update_section(
     A heading reads "[<part>, ]<device kind>: <machine>"; the section whose heading matches up
     to the colon (the same part on the same device kind, e.g. "cpu" or "cuda") is replaced, so a
     GPU run adds its table beside the CPU one instead of erasing it. Sections follow `order`
-    (parts, in page order; the others after them), then CPU before other devices. The file
+    (parts, in page order, each matched whole; the others after them), then CPU before other
+    devices. The file
     starts with `preamble`, refreshed on every write.
     """
     path = Path(path)
@@ -41,8 +42,9 @@ def update_section(
 
     def place(section: str) -> tuple[int, int]:
         key = _key(section)
-        part = next((i for i, name in enumerate(order) if key.startswith(name)), len(order))
-        return part, 0 if key.rsplit(" ", 1)[-1] == "cpu" else 1
+        part, _, device = key.rpartition(", ")
+        rank = order.index(part) if part in order else len(order)
+        return rank, 0 if device == "cpu" else 1
 
     text = preamble.rstrip() + "\n\n" + "\n".join(sorted(kept + [new], key=place))
     return atomic_write_text(path, text)

@@ -74,3 +74,18 @@ def test_update_section_keeps_parts_in_page_order(tmp_path):
         "## Faster R-CNN, cpu: A",
     ]
     assert "new rpn table" in path.read_text() and "\nrpn table" not in path.read_text()
+
+
+def test_update_section_places_a_part_by_its_whole_name(tmp_path):
+    # "RPN alone, coordinates in [0, 1]" starts with "RPN alone" but is a part of its own.
+    path = tmp_path / "r.md"
+    order = ("RPN alone", "Faster R-CNN", "RPN alone, coordinates in [0, 1]")
+    update_section(path, "# T", "RPN alone, coordinates in [0, 1], cpu: A", "unit table", order)
+    update_section(path, "# T", "Faster R-CNN, cpu: A", "full table", order)
+    update_section(path, "# T", "RPN alone, cpu: A", "rpn table", order)
+    headings = [line for line in path.read_text().splitlines() if line.startswith("## ")]
+    assert headings == [
+        "## RPN alone, cpu: A",
+        "## Faster R-CNN, cpu: A",
+        "## RPN alone, coordinates in [0, 1], cpu: A",
+    ]
