@@ -281,9 +281,8 @@ def test_reproduce_detection_smoke(capsys, tmp_path):
     assert text.startswith("# Detection")
     # One page, whichever ran last: the release's experiment first, the full detector second,
     # then the runs with the release's [0, 1] coordinates.
-    assert 0 < text.index("## Faster R-CNN, cpu: ") < text.index(
-        "## RPN alone, coordinates in [0, 1], cpu: "
-    )
+    detector = text.index("## Faster R-CNN, cpu: ")
+    assert 0 < detector < text.index("## RPN alone, coordinates in [0, 1], cpu: ")
     assert "| conv | 497,188 |" in text and "| coordconv | 499,436 |" in text
     assert "the paper reports +24%" in text or "No IoU gain" in text
     rows = json.loads((tmp_path / "detection_cpu.json").read_text())["rows"]
