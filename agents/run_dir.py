@@ -15,6 +15,7 @@ from common.errors import UsageError
 from common.files import atomic_write_json, atomic_write_text
 
 CONFIG_NAME = "config.yaml"
+RESULT_NAME = "train_result.json"  # how the run ended; written last
 
 
 def default_run_name(

@@ -43,6 +43,7 @@ from agents.config import (
     sb3_kwargs,
 )
 from agents.run_dir import (
+    RESULT_NAME,
     create_run_dir,
     default_run_name,
     read_run_config,
@@ -298,17 +299,21 @@ def _learn(
     seconds = time.time() - start
     steps = int(model.num_timesteps)
     result = TrainResult(run_dir, status, steps, seconds, message, trained=steps - first_step)
+    _write_train_result(result)
+    return result
+
+
+def _write_train_result(result: TrainResult) -> None:
     atomic_write_json(
-        run_dir / "train_result.json",
+        result.run_dir / RESULT_NAME,
         {
-            "status": status,
-            "timesteps": steps,
+            "status": result.status,
+            "timesteps": result.timesteps,
             "trained_timesteps": result.trained,
-            "seconds": seconds,
-            "message": message,
+            "seconds": result.seconds,
+            "message": result.message,
         },
     )
-    return result
 
 
 def _save_final(model: BaseAlgorithm, config: dict[str, Any], run_dir: Path) -> None:
@@ -440,7 +445,7 @@ def resume_atari(
     new total; schedules continue without a jump (`continue_schedules`). An off-policy run
     continues with the replay buffer saved with that model, or an empty one
     (`restore_replay_buffer`, which prints one line saying which). A run already at its total is
-    left as it is.
+    left as it is; if it was stopped before recording its train_result.json, that is written.
     """
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
@@ -452,7 +457,12 @@ def resume_atari(
     path, steps = newest_model(run_dir)
     if steps >= total:
         message = f"nothing to do: {run_dir} is at {steps} steps, its total is {total}"
-        return TrainResult(run_dir, "unchanged", steps, 0.0, message)
+        if (run_dir / RESULT_NAME).is_file():
+            return TrainResult(run_dir, "unchanged", steps, 0.0, message)
+        # Stopped after saving its last model but before recording how it ended: it finished.
+        result = TrainResult(run_dir, "finished", steps, 0.0, message)
+        _write_train_result(result)
+        return result
     write_run_metadata(run_dir, config, argv)
     seed = resume_seed(config["seed"], steps)
     env, eval_env = _envs(config, run_dir, seed)

@@ -24,7 +24,7 @@ from typing import Any
 
 from agents.callbacks import ProgressFile
 from agents.checkpoints import list_checkpoints, newest_model
-from agents.run_dir import CONFIG_NAME, load_run_config
+from agents.run_dir import CONFIG_NAME, RESULT_NAME, load_run_config
 from agents.train import resolve_config
 from analysis.runs import group_settings
 from common.errors import UsageError
@@ -46,7 +46,9 @@ class RunState:
 
 
 def run_state(run: PlannedRun) -> RunState:
-    """Read the run's folder: finished at its total, partial with a saved model, or new."""
+    """Read the run's folder: finished at its total with its result recorded, partial with a
+    saved model, or new. A run stopped between saving its last model and recording its result
+    is partial: its resume trains nothing and records the result."""
     total = int(run.settings.timesteps)
     if not (run.run_dir / CONFIG_NAME).is_file():
         return RunState(run, "new")
@@ -55,7 +57,8 @@ def run_state(run: PlannedRun) -> RunState:
     if not saved:
         return RunState(run, "new")
     _, steps = newest_model(run.run_dir)
-    return RunState(run, "finished" if steps >= total else "partial", steps)
+    done = steps >= total and (run.run_dir / RESULT_NAME).is_file()
+    return RunState(run, "finished" if done else "partial", steps)
 
 
 def _check_same_config(run: PlannedRun) -> None:

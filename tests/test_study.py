@@ -114,6 +114,16 @@ def test_tiny_study_trains_reports_and_skips_what_is_done(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "4 of 4 runs already finished; 0 to train" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in logdir.rglob("model.zip")} == stamps
+    # A run stopped after saving its last model but before recording its result is not
+    # finished: the next study trains nothing for it and records the result.
+    (logdir / "Breakout" / "a2c_conv_s1" / "train_result.json").unlink()
+    third = study(spec, "--logdir", logdir)
+    assert third.returncode == 0, third.stderr
+    assert "3 of 4 runs already finished; 1 to train" in third.stdout
+    recorded = results(logdir)["a2c_conv_s1"]
+    assert recorded["status"] == "finished" and recorded["trained_timesteps"] == 0
+    assert recorded["timesteps"] == done["a2c_conv_s1"]["timesteps"]
+    assert {p: p.stat().st_mtime_ns for p in logdir.rglob("model.zip")} == stamps
 
 
 def test_a_study_whose_driver_was_killed_finishes_without_training_a_run_twice(tmp_path):
