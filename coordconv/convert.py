@@ -126,10 +126,10 @@ def _to_coordconv(conv: nn.Module, with_r: bool) -> nn.Module:
             new.bias.copy_(conv.bias)
         new.bias.requires_grad_(conv.bias.requires_grad)
     new.train(conv.training)
-    # The pointwise layers' matrix-product path rounds differently from the convolution kernel
-    # (by about 1e-7): a converted layer stays on the convolution path, so it computes the old
-    # layer's outputs bit for bit.
-    new._pointwise = False
+    # The faster paths (the pointwise matrix product, the bias in the coordinate term) round
+    # differently from the convolution kernel, by about 1e-7: a converted layer keeps the plain
+    # convolution's rounding, so it computes the old layer's outputs bit for bit.
+    new._match_plain_rounding()
     # The same registries, not copies: handles returned by register_*_hook still remove them.
     for name in _HOOK_ATTRIBUTES:
         setattr(new, name, getattr(conv, name))

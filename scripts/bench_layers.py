@@ -22,11 +22,19 @@ example, then one convolution).
 
 `CoordConv2d` picks its path once per layer (coordconv/layers.py): a pointwise layer (kernel 1,
 stride 1, no padding; the toy rows) is one batched matrix product (`torch.baddbmm`) with the
-coordinate term plus the bias as its addend; every other layer runs conv(x, W_x) and adds the
-coordinate term, computed at batch size 1, in place. In eval mode under no_grad the coordinate
-term is cached between calls (keyed by shape, device, dtype and the weights' storage and
-version), so the forward-only rows pay for the addition only. Where the pointwise path beats
-`Conv2d`, the reason is the plain 1x1 convolution's own CPU kernel, slower here than a GEMM.
+coordinate term plus the bias as its addend; every other layer runs conv(x, W_x) without bias
+and adds the coordinate term plus the bias, computed at batch size 1, in place, and in training
+takes the term's gradient (the batch sum of the output's) as one matrix product with a row of
+ones, which the bias's gradient then shares. In eval mode under no_grad the coordinate term is
+cached between calls (keyed by shape, device, dtype and the weights' storage and version), so
+the forward-only rows pay for the addition only. Where the pointwise path beats `Conv2d`, the
+reason is the plain 1x1 convolution's own CPU kernel, slower here than a GEMM.
+
+`coordconvify` is the layer that `coordconvify(nn.Conv2d(...))` makes: it keeps the plain
+convolution's rounding (the bias inside the convolution, no pointwise product) so that it
+computes the replaced layer's outputs bit for bit, and so shows what the faster paths buy.
+Timings move by a few percent between processes on this shared machine; the ratios within one
+run are what to compare.
 """
 
 

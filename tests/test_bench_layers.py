@@ -34,8 +34,10 @@ def test_bench_layers_writes_table_json_and_ratio(tmp_path):
     assert [r["name"] for r in data["rows"]][0].startswith("Atari first layer")
     assert [r["mode"] for r in data["rows"]] == ["train"] * 4 + ["forward"] * 4
     assert all(
-        r["conv_ms"] > 0 and r["coordconv_ms"] > 0 and r["naive_ms"] > 0 for r in data["rows"]
+        r["conv_ms"] > 0 and r["coordconv_ms"] > 0 and r["naive_ms"] > 0 and r["converted_ms"] > 0
+        for r in data["rows"]
     )
+    assert text.count("| coordconvify / Conv2d |") == 2
 
 
 def test_bench_layers_bad_input_exits_2_with_one_line(tmp_path):

@@ -444,3 +444,92 @@ def test_copies_and_pickles_drop_the_cache():
     assert torch.load(buffer, weights_only=False)._term_cache is None
     with torch.no_grad():
         torch.testing.assert_close(twin(x), layer(x))
+
+
+class _AtenCalls(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the aten ops a layer's forward and backward run, with their arguments."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.calls.append((func, args))
+        return func(*args, **(kwargs or {}))
+
+
+def _atari_step(layer: nn.Module) -> list:
+    x = torch.randn(8, 4, 84, 84)
+    with _AtenCalls() as mode:
+        layer(x).square().sum().backward()
+    return mode.calls
+
+
+def test_training_path_puts_the_bias_in_the_term_and_sums_the_batch_as_one_mm():
+    torch.manual_seed(11)
+    calls = _atari_step(CoordConv2d(4, 32, 8, stride=4))
+    convs = [args for f, args in calls if f is torch.ops.aten.convolution.default]
+    # The batch-8 data convolution runs without bias; the batch-1 term carries it.
+    assert [(a[0].shape[0], a[2] is None) for a in convs] == [(1, False), (8, True)]
+    backward = [args for f, args in calls if f is torch.ops.aten.convolution_backward.default]
+    big = next(a for a in backward if a[1].shape[0] == 8)
+    assert list(big[-1])[2] is False  # no bias reduction over the batch
+    assert any(f is torch.ops.aten.mm.default and a[0].shape == (1, 8) for f, a in calls)
+
+
+def test_converted_layer_keeps_the_bias_in_the_convolution():
+    from coordconv import coordconvify
+
+    torch.manual_seed(12)
+    calls = _atari_step(coordconvify(nn.Conv2d(4, 32, 8, stride=4)))
+    convs = [args for f, args in calls if f is torch.ops.aten.convolution.default]
+    assert [(a[0].shape[0], a[2] is None) for a in convs] == [(1, True), (8, False)]
+
+
+@pytest.mark.parametrize(
+    "kind", ["float32", "channels_last", "bfloat16-autocast", "transposed", "no-bias"]
+)
+def test_batch_term_gradient_equals_concat_reference(kind):
+    torch.manual_seed(13)
+    if kind == "transposed":
+        layer = CoordConvTranspose2d(3, 5, 3, stride=2, with_r=True)
+        reference = lambda x: reference_conv_transpose(layer, x, layer.output_padding)  # noqa: E731
+    else:
+        layer = CoordConv2d(3, 5, 3, stride=2, padding=1, with_r=True, bias=kind != "no-bias")
+        reference = lambda x: reference_conv(layer, x)  # noqa: E731
+    x = torch.randn(6, 3, 11, 17, requires_grad=True)
+    if kind == "channels_last":
+        layer = layer.to(memory_format=torch.channels_last)
+        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    grad_out = torch.randn_like(reference(x).detach())
+    if kind == "bfloat16-autocast":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(x)
+        out.float().backward(grad_out)
+        tol = dict(rtol=5e-2, atol=2e-1)
+    else:
+        layer(x).backward(grad_out)
+        tol = dict(rtol=1e-4, atol=1e-4)
+    params = [p for p in (x, layer.weight, layer.bias) if p is not None]
+    got = [p.grad.clone() for p in params]
+    for p in params:
+        p.grad = None
+    reference(x).backward(grad_out)
+    for g, p in zip(got, params, strict=True):
+        torch.testing.assert_close(g, p.grad, **tol)
+
+
+def test_gradient_penalty_double_backward_equals_concat_reference():
+    # WGAN-GP differentiates the gradient with respect to the input again: the batch-term
+    # addition's backward must itself be differentiable.
+    torch.manual_seed(14)
+    layer = CoordConv2d(3, 4, 3, padding=1)
+    x = torch.randn(5, 3, 9, 8, requires_grad=True)
+    grads = []
+    for forward in (layer, lambda t: reference_conv(layer, t)):
+        layer.zero_grad()
+        (g,) = torch.autograd.grad(forward(x).tanh().sum(), x, create_graph=True)
+        g.square().sum().backward()
+        grads.append((layer.weight.grad.clone(), layer.bias.grad.clone()))
+    for got, want in zip(*grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
