@@ -8,6 +8,7 @@ kept only as the baseline the benchmark times.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -137,6 +138,46 @@ def time_case(
     }
 
 
+RATIOS = ("coordconv_over_conv", "naive_over_conv", "converted_over_conv")
+TIMES = ("conv_ms", "coordconv_ms", "naive_ms", "converted_ms")
+
+
+def time_all(device: str, rounds: int, iters: int, seed: int, threads: int) -> list[dict]:
+    """Every case in every mode, in this process; `threads` > 0 sets torch's CPU threads. The
+    unit a repeat runs in a fresh process."""
+    if threads:
+        torch.set_num_threads(threads)
+    return [
+        time_case(case, torch.device(device), rounds, iters, seed, mode)
+        for mode in MODES
+        for case in CASES
+    ]
+
+
+def combine(repeats: list[list[dict]]) -> list[dict]:
+    """One row per case and mode over runs repeated in fresh processes: the median of each
+    time and ratio, each ratio's (min, max) under `<ratio>_range`, and the count. A process
+    fixes memory placement and kernel choices that move the times by several percent on a
+    shared machine, so the spread between processes is the honest error bar."""
+    rows = []
+    for same in zip(*repeats, strict=True):
+        row = dict(same[0])
+        for key in TIMES + RATIOS:
+            row[key] = statistics.median(r[key] for r in same)
+        for key in RATIOS:
+            row[f"{key}_range"] = (min(r[key] for r in same), max(r[key] for r in same))
+        row["repeats"] = len(same)
+        rows.append(row)
+    return rows
+
+
+def _ratio(row: dict, key: str) -> str:
+    if row.get("repeats", 1) == 1:
+        return f"{row[key]:.3f}"
+    low, high = row[f"{key}_range"]
+    return f"{row[key]:.3f} ({low:.3f}-{high:.3f})"
+
+
 def markdown_table(rows: list[dict]) -> str:
     """The measured rows as markdown: one table per mode, each under its title."""
     parts = []
@@ -153,9 +194,9 @@ def markdown_table(rows: list[dict]) -> str:
                 continue
             lines.append(
                 f"| {r['name']} | {r['batch']} | {r['conv_ms']:.2f} | {r['coordconv_ms']:.2f} "
-                f"| {r['naive_ms']:.2f} | {r['converted_ms']:.2f} "
-                f"| {r['coordconv_over_conv']:.3f} | {r['naive_over_conv']:.3f} "
-                f"| {r['converted_over_conv']:.3f} |"
+                f"| {r['naive_ms']:.2f} | {r['converted_ms']:.2f} | "
+                + " | ".join(_ratio(r, key) for key in RATIOS)
+                + " |"
             )
         if len(lines) > 4:
             parts.append("\n".join(lines))

@@ -102,15 +102,15 @@ class _CoordinateLayer:
         self.with_r = with_r
         self.coord_channels = rank + int(with_r)
         self.coord_range = check_coord_range(coord_range)  # type: ignore[arg-type]
-        self._bias_in_term = True
+        self._plain_rounding = False
         self._pointwise = False
         self._term_cache: tuple[tuple, Tensor] | None = None
 
     def _match_plain_rounding(self) -> None:
         """Round as the plain torch convolution does: the bias added inside the convolution,
-        no pointwise matrix product. `coordconvify` calls this so that a converted layer
-        computes the replaced one's outputs bit for bit while its coordinate weights are zero."""
-        self._bias_in_term = False
+        no pointwise matrix product. `coordconvify` calls this so that a converted layer computes
+        the replaced one's outputs bit for bit while its coordinate weights are zero."""
+        self._plain_rounding = True
         self._pointwise = False
         self._term_cache = None
 
@@ -139,7 +139,7 @@ class _CoordinateLayer:
         device = x.device.type
         autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
         key: tuple = (tuple(x.shape[2:]), x.device, x.dtype, autocast, tuple(extra))
-        key += (torch.is_inference_mode_enabled(), self._bias_in_term, self._pointwise)
+        key += (torch.is_inference_mode_enabled(), self._plain_rounding, self._pointwise)
         for p in (self.weight, self.bias):  # type: ignore[attr-defined]
             key += (None,) if p is None else (p.data_ptr(), p._version, p.dtype, p.device)
         if self._term_cache is None or self._term_cache[0] != key:
@@ -167,10 +167,10 @@ class _CoordinateLayer:
     def _term_bias(self) -> Tensor | None:
         """The bias the coordinate term carries: the layer's, unless it rounds as the plain
         convolution does (then the convolution adds it)."""
-        return self.bias if self._bias_in_term else None  # type: ignore[attr-defined]
+        return None if self._plain_rounding else self.bias  # type: ignore[attr-defined]
 
     def _data_bias(self) -> Tensor | None:
-        return None if self._bias_in_term else self.bias  # type: ignore[attr-defined]
+        return self.bias if self._plain_rounding else None  # type: ignore[attr-defined]
 
     def _check_input(self, x: Tensor) -> None:
         check_input_rank(x, self._rank, self._name)

@@ -38,6 +38,12 @@ run are what to compare.
 """
 
 
+def _time_all(job: tuple) -> list[dict]:
+    from benchmarks.layers import time_all
+
+    return time_all(*job)
+
+
 def main() -> int:
     parser = ArgumentParser(description=__doc__)
     add_device_argument(parser)
@@ -53,29 +59,48 @@ def main() -> int:
         help="torch CPU threads (0: torch's default); 1 keeps a loaded machine's ratios steady",
     )
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="whole measurements, each in a fresh process; the page gives medians and each "
+        "ratio's range over them",
+    )
+    parser.add_argument(
         "--note", default="", help="a remark on the conditions, printed beside the machine"
     )
     args = parser.parse_args()
     if args.rounds < 1 or args.iters < 1:
         raise UsageError(f"--rounds and --iters must be >= 1, got {args.rounds} and {args.iters}")
+    if args.repeats < 1:
+        raise UsageError(f"--repeats must be >= 1, got {args.repeats}")
     if args.threads < 0:
         raise UsageError(f"--threads must be >= 0, got {args.threads}")
+
+    import multiprocessing
 
     import torch
     from tqdm import tqdm
 
-    from benchmarks.layers import CASES, MODES, markdown_table, time_case
+    from benchmarks.layers import MODES, combine, markdown_table
     from common.devices import resolve_device
     from common.results import write_benchmark
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)  # here for the page's machine line; each repeat too
     device = resolve_device(args.device)
-    jobs = [(mode, case) for mode in MODES for case in CASES]
-    rows = [
-        time_case(case, device, args.rounds, args.iters, args.seed, mode)
-        for mode, case in tqdm(jobs, desc="layers", disable=args.no_progress)
-    ]
+    job = (str(device), args.rounds, args.iters, args.seed, args.threads)
+    # maxtasksperchild=1: every repeat gets a process of its own.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        runs = list(
+            tqdm(
+                pool.imap(_time_all, [job] * args.repeats),
+                total=args.repeats,
+                desc="repeats",
+                disable=args.no_progress,
+            )
+        )
+    rows = combine(runs)
     train, forward = (next(r for r in rows if r["mode"] == mode) for mode in MODES)
     table = markdown_table(rows)
     summary = (

@@ -20,8 +20,9 @@ def run(*args):
 def test_bench_layers_writes_table_json_and_ratio(tmp_path):
     out = tmp_path / "layers.md"
     proc = run(
-        "--rounds", "1", "--iters", "1", "--device", "cpu", "--no-progress", "--out", str(out)
-    )
+        "--rounds", "1", "--iters", "1", "--repeats", "2", "--device", "cpu", "--no-progress",
+        "--out", str(out),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
     assert last.startswith("Atari first layer: CoordConv2d / Conv2d = ")
@@ -38,6 +39,15 @@ def test_bench_layers_writes_table_json_and_ratio(tmp_path):
         for r in data["rows"]
     )
     assert text.count("| coordconvify / Conv2d |") == 2
+    # Two repeats, each in its own process: medians, and each ratio's range between them.
+    for r in data["rows"]:
+        assert r["repeats"] == 2
+        for key in ("coordconv_over_conv", "naive_over_conv", "converted_over_conv"):
+            low, high = r[f"{key}_range"]
+            assert low <= r[key] <= high
+    atari = next(line for line in text.splitlines() if line.startswith("| Atari"))
+    low, high = data["rows"][0]["coordconv_over_conv_range"]
+    assert f"| {data['rows'][0]['coordconv_over_conv']:.3f} ({low:.3f}-{high:.3f}) |" in atari
 
 
 def test_bench_layers_bad_input_exits_2_with_one_line(tmp_path):
@@ -46,6 +56,9 @@ def test_bench_layers_bad_input_exits_2_with_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "error: --rounds and --iters must be >= 1, got 0 and 10"
     ]
+    proc = run("--repeats", "0", "--out", str(tmp_path / "x.md"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["error: --repeats must be >= 1, got 0"]
     proc = run("--device", "tpu", "--out", str(tmp_path / "x.md"))
     assert proc.returncode == 2 and "'tpu'" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "x.md").exists()
