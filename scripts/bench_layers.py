@@ -33,12 +33,15 @@ reason is the plain 1x1 convolution's own CPU kernel, slower here than a GEMM.
 `coordconvify` is the layer that `coordconvify(nn.Conv2d(...))` makes: it keeps the plain
 convolution's rounding (the bias inside the convolution, no pointwise product) so that it
 computes the replaced layer's outputs bit for bit, and so shows what the faster paths buy.
-Timings move between processes on this shared machine (the Atari layer's plain forward took
-about 6 ms in some processes and 13 ms in others, steady within each), so `--repeats K` runs
-the whole measurement K times, each in a fresh process: each time is then the median over the
-repeats, and each ratio the median of the repeats' own ratios, with their range in brackets
-(so a ratio need not equal the ratio of the medians). The forward-only rows' remaining cost is
-the one addition, a pass over the output that a plain convolution does not make.
+Timings move between processes: the Atari layer's plain forward takes about 14 ms where
+glibc's malloc gives each freed output back to the kernel, so that every call faults its pages
+in again, and about 7 ms where malloc keeps them (measured with `MALLOC_MMAP_THRESHOLD_` and
+`MALLOC_TRIM_THRESHOLD_` set high); without those settings a process may get either. So
+`--repeats K` runs the whole measurement K times, each in a fresh process: each time is then
+the median over the repeats, and each ratio the median of the repeats' own ratios, with their
+range in brackets (so a ratio need not equal the ratio of the medians). The forward-only rows'
+remaining cost is the one addition, a pass over the output that a plain convolution does not
+make.
 """
 
 
