@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from analysis.stats import t_interval
 from supervised.classification.data import DATASETS
 from supervised.classification.models import VARIANTS
 from supervised.classification.trainer import ClassificationSettings, train_classification
@@ -53,13 +54,6 @@ def run_grid(
             s.out = str(runs / f"{dataset}_{variant}_s{seed}")
         results.append(train_classification(s, device))
     return results
-
-
-def t_interval(values: list[float]) -> tuple[float, float] | None:
-    """Student t 95% interval of the mean (None with fewer than two values)."""
-    from analysis.stats import t_interval as interval  # the suite's one t interval
-
-    return interval(values)
 
 
 def paired_differences(results: list[dict[str, Any]], dataset: str, variant: str) -> list[float]:

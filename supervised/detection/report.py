@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from analysis.stats import t_interval
 from common.reproduce import keeping_files, run_models, seed_cell
 from supervised.detection.models import MODELS
 from supervised.detection.trainer import DetectionSettings, train_detection
@@ -78,13 +79,6 @@ def paired_gains(results: list[dict[str, Any]], measure: str) -> list[float]:
     ]
 
 
-def gain_interval(gains: list[float]) -> tuple[float, float] | None:
-    """Student t 95% interval of the mean per-seed gain (None with fewer than two seeds)."""
-    from analysis.stats import t_interval  # the suite's one t interval
-
-    return t_interval(gains)
-
-
 def _percent_interval(interval: tuple[float, float] | None) -> str:
     return "n/a (one seed)" if interval is None else f"{interval[0]:+.1%} to {interval[1]:+.1%}"
 
@@ -137,7 +131,7 @@ def rpn_table(results: list[dict[str, Any]]) -> tuple[str, str]:
         if not all(runs.values()):
             continue  # e.g. no positive box was sampled: nothing to compare
         gains = paired_gains([r for r in results if key in r], key)
-        interval = gain_interval(gains) if gains else None
+        interval = t_interval(gains) if gains else None
         mean_gain = f"{statistics.mean(gains):+.1%}" if gains else "n/a"
         lines.append(
             f"| {label} | {seed_cell(runs['conv'])} | {seed_cell(runs['coordconv'])} "
