@@ -124,6 +124,11 @@ class _CoordinateLayer:
         state["_term_cache"] = None
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        # Layers pickled by releases before the flag existed round the faster way.
+        state.setdefault("_plain_rounding", False)
+        super().__setstate__(state)  # type: ignore[misc]
+
     def _fixed_term(self, x: Tensor, coord_weight: Tensor, extra: list[int]) -> Tensor:
         """The part of the output that depends on the weights and x's spatial shape only:
         `_compute_term(x, coord_weight, extra)`, from the cache in eval mode under no_grad."""

@@ -533,3 +533,24 @@ def test_gradient_penalty_double_backward_equals_concat_reference():
         grads.append((layer.weight.grad.clone(), layer.bias.grad.clone()))
     for got, want in zip(*grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_pickles_keep_the_rounding_flag_and_old_pickles_load():
+    import pickle
+
+    from coordconv import coordconvify
+
+    torch.manual_seed(15)
+    conv = nn.Conv2d(3, 4, 1)
+    x = torch.randn(2, 3, 5, 5)
+    converted = pickle.loads(pickle.dumps(coordconvify(conv)))
+    assert converted._plain_rounding and not converted._pointwise
+    assert torch.equal(converted(x), conv(x))
+    # A layer pickled before the flag existed: its state lacks it, and it loads as a fresh one.
+    layer = CoordConv2d(3, 4, 3)
+    state = layer.__getstate__()
+    del state["_plain_rounding"]
+    old = CoordConv2d.__new__(CoordConv2d)
+    old.__setstate__(state)
+    assert old._plain_rounding is False
+    torch.testing.assert_close(old(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
