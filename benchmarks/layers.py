@@ -1,6 +1,6 @@
-"""Timing of CoordConv2d against nn.Conv2d and a naive concat CoordConv: forward+backward in
-training mode, and forward only in eval mode under no_grad (where the layer caches its
-coordinate term).
+"""Timing of CoordConv2d against nn.Conv2d, a naive concat CoordConv and a `coordconvify`d
+conv: forward+backward in training mode, and forward only in eval mode under no_grad (where
+the layer caches its coordinate term).
 
 `NaiveCoordConv2d` lives here, not in the coordconv package: it is the popular ports' layer,
 kept only as the baseline the benchmark times.
@@ -156,9 +156,9 @@ def time_all(device: str, rounds: int, iters: int, seed: int, threads: int) -> l
 
 def combine(repeats: list[list[dict]]) -> list[dict]:
     """One row per case and mode over runs repeated in fresh processes: the median of each
-    time and ratio, each ratio's (min, max) under `<ratio>_range`, and the count. A process
-    fixes memory placement and kernel choices that move the times by several percent on a
-    shared machine, so the spread between processes is the honest error bar."""
+    time and ratio, each ratio's (min, max) under `<ratio>_range`, and the count. Times move
+    between processes (the page's preamble says why), so the spread between processes is the
+    honest error bar."""
     rows = []
     for same in zip(*repeats, strict=True):
         row = dict(same[0])

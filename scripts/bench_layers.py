@@ -1,5 +1,5 @@
-"""Time CoordConv2d against nn.Conv2d and a naive concat CoordConv: forward+backward in train
-mode, and forward only in eval mode under no_grad.
+"""Time CoordConv2d against nn.Conv2d, a naive concat CoordConv and a `coordconvify`d conv:
+forward+backward in train mode, and forward only in eval mode under no_grad.
 
 Writes a section for this device into docs/results/layers.md (other devices' sections are kept)
 and the raw numbers into docs/results/layers_<device>.json.
