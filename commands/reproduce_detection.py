@@ -5,8 +5,8 @@ the top-10 NMS proposals, each with CoordConv's relative gain and its 95% interv
 --stage full, torchvision's Faster R-CNN (IoU, its gain, mAPs).
 
 --budget quick fits in under 20 minutes on a 2-core CPU; --budget full is the release's data
-size (9,000 / 1,000 canvases): for --stage rpn with 3 seeds, 112 minutes measured on a 2-core
-CPU that other jobs shared (about an hour alone, by the measured steps/s).
+size (9,000 / 1,000 canvases): for --stage rpn with 3 seeds, 62 minutes measured on a quiet
+2-core CPU (112 minutes while other jobs shared it).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ over canvases, and the IoU of the positive boxes sampled in training (last epoch
 the paper-style mean IoU (each true digit's best IoU with one of its canvas's 5 highest-scoring
 proposals). Gains are paired by seed, with a Student t 95% interval over the per-seed gains.
 Budgets, 3 seeds each: quick, 1 epoch of 3,000 canvases (5 minutes on the 2-core CPU); full,
-4 epochs of the release's 9,000 / 1,000 canvases (112 minutes measured while other jobs
-shared the 2-core CPU). Where torchvision and the
-release differ, torchvision's way is kept: a sigmoid objectness logit (the release: a 2-way
-softmax), torchvision's losses, boxes matched to truths by their anchors (the release matched
+4 epochs of the release's 9,000 / 1,000 canvases (62 minutes measured on the quiet 2-core
+CPU, 112 while other jobs shared it). Where torchvision and the release differ,
+torchvision's way is kept: a sigmoid objectness logit (the release: a 2-way softmax),
+torchvision's losses, boxes matched to truths by their anchors (the release matched
 the moved boxes and left boxes crossing the canvas edge out), the 12 filled with negatives
 when positives are short. The paper publishes no IoU values beside its +24%.
 

@@ -29,8 +29,7 @@ def update_section(
     to the colon (the same part on the same device kind, e.g. "cpu" or "cuda") is replaced, so a
     GPU run adds its table beside the CPU one instead of erasing it. Sections follow `order`
     (parts, in page order, each matched whole; the others after them), then CPU before other
-    devices. The file
-    starts with `preamble`, refreshed on every write.
+    devices. The file starts with `preamble`, refreshed on every write.
     """
     path = Path(path)
     sections: list[str] = []

@@ -19,8 +19,8 @@ from supervised.detection.trainer import DetectionSettings, train_detection
 # full, quick: both models, two seeds, on this 2-core CPU in 13 minutes (measured); full, full:
 # the release's data size. rpn: one canvas a step at 72 (conv) and 60 (coordconv) steps/s on
 # this CPU, an evaluation of 1,000 canvases in 8 s: quick, 3 seeds in about 6 minutes; full, the
-# release's data size, 4 epochs (36,000 steps a run), 3 seeds: 112 minutes measured on the
-# 2-core CPU shared with other jobs.
+# release's data size, 4 epochs (36,000 steps a run), 3 seeds: 62 minutes measured on the quiet
+# 2-core CPU, 112 while other jobs shared it.
 BUDGETS = {
     "full": {
         "quick": DetectionSettings(epochs=5, train_images=3000, val_images=500),
