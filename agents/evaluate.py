@@ -15,7 +15,7 @@ from agents.checkpoints import model_path
 from agents.config import ALGOS
 from agents.run_dir import read_run_config
 from common.cli import DEVICE_HELP, option
-from common.devices import resolve_device
+from common.devices import device_record, resolve_device, set_tf32
 from common.errors import UsageError, check_choice
 from common.files import atomic_path, atomic_write_json
 from envs.atari import make_atari_vec_env
@@ -96,6 +96,7 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
     torch_device = resolve_device(s.device)  # before the model: a missing GPU is not a bad model
     run_dir = Path(s.run_dir)
     config = read_run_config(run_dir)
+    set_tf32(config["tf32"])  # play in the arithmetic the run trained in
     precision = s.precision or config["precision"]
     check_choice("--precision", precision, PRECISIONS)
     path = model_path(run_dir, s.checkpoint)
@@ -145,6 +146,7 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         "episode_rewards": rewards.tolist(),
         "episode_lengths": [int(n) for n in lengths],
         "seconds": time.time() - start,
+        **device_record(torch_device),
     }
     if s.video is not None:
         result["video"] = str(write_video(recorder[0].frames, Path(s.video)))

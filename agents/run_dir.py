@@ -9,8 +9,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
+from common.devices import device_record
 from common.errors import UsageError
 from common.files import atomic_write_json, atomic_write_text
 
@@ -54,8 +56,11 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_run_metadata(run_dir: Path, config: dict[str, Any], argv: list[str]) -> None:
-    """config.yaml (fully resolved), command.txt and versions.json, each written atomically.
+def write_run_metadata(
+    run_dir: Path, config: dict[str, Any], argv: list[str], device: torch.device
+) -> None:
+    """config.yaml (fully resolved), command.txt and versions.json (library versions and
+    `device_record(device)`, the device this session trains on), each written atomically.
 
     `argv` is the command line from the program on: a script (`scripts/train_atari.py`) is
     recorded run by the interpreter, an installed command (`coordconv-train-atari`) alone."""
@@ -64,7 +69,7 @@ def write_run_metadata(run_dir: Path, config: dict[str, Any], argv: list[str]) -
     command = shlex.join([*interpreter, *argv])
     previous = (run_dir / "command.txt").read_text() if (run_dir / "command.txt").exists() else ""
     atomic_write_text(run_dir / "command.txt", previous + command + "\n")
-    atomic_write_json(run_dir / "versions.json", versions())
+    atomic_write_json(run_dir / "versions.json", {**versions(), "device": device_record(device)})
 
 
 # What every run's config.yaml holds, whoever reads it (resume, evaluate, export, analysis).
@@ -74,8 +79,10 @@ REQUIRED_KEYS = ("env", "algo", "extractor", "with_r", "seed", "hyperparams")
 def upgrade_config(config: dict[str, Any]) -> dict[str, Any]:
     """A config.yaml of an older run in today's keys, in place: before `backend` had its own key,
     `vec_env` named the backend (ale or sb3), and runs older still used the sb3 one; runs from
-    before `precision` trained in fp32."""
+    before `precision` trained in fp32, and before `tf32` with TF32 off (the suite never
+    turned it on)."""
     config.setdefault("precision", "fp32")
+    config.setdefault("tf32", False)
     if "backend" not in config:
         config["backend"] = config.pop("vec_env", "sb3")
         config["vec_env"] = "dummy"

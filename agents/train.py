@@ -49,8 +49,8 @@ from agents.run_dir import (
     read_run_config,
     write_run_metadata,
 )
-from common.cli import DEVICE_HELP, option
-from common.devices import resolve_device
+from common.cli import DEVICE_HELP, TF32_HELP, option
+from common.devices import device_record, select_device
 from common.errors import UsageError, check_at_least, check_choice
 from common.files import atomic_write_json
 from configs import find_config
@@ -87,6 +87,7 @@ class TrainSettings:
     timesteps: int | None = option(None, "agent steps to train (config: n_timesteps)")
     n_envs: int | None = option(None, "parallel games (config: n_envs)")
     device: str = option("auto", DEVICE_HELP)
+    tf32: bool = option(False, TF32_HELP)
     precision: str = option(
         "fp32",
         f"{' or '.join(PRECISIONS)}: bf16 runs the features extractor under autocast (heads, "
@@ -196,6 +197,7 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         "extractor": s.extractor,
         "with_r": s.with_r,
         "precision": s.precision,
+        "tf32": s.tf32,
         "seed": s.seed,
         "sticky_actions": s.sticky_actions,
         "eval_freq": s.eval_freq,
@@ -299,11 +301,12 @@ def _learn(
     seconds = time.time() - start
     steps = int(model.num_timesteps)
     result = TrainResult(run_dir, status, steps, seconds, message, trained=steps - first_step)
-    _write_train_result(result)
+    _write_train_result(result, device_record(model.device))
     return result
 
 
-def _write_train_result(result: TrainResult) -> None:
+def _write_train_result(result: TrainResult, device: dict[str, Any] | None = None) -> None:
+    """train_result.json: how the run ended and, when this session trained, on what device."""
     atomic_write_json(
         result.run_dir / RESULT_NAME,
         {
@@ -312,6 +315,7 @@ def _write_train_result(result: TrainResult) -> None:
             "trained_timesteps": result.trained,
             "seconds": result.seconds,
             "message": result.message,
+            **({"device": device} if device else {}),
         },
     )
 
@@ -379,14 +383,14 @@ def _set_precision(model: BaseAlgorithm, precision: str) -> None:
 def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
     """Start a new run in logdir/<Game>/<run name>/ and train it."""
     config = resolve_config(s)
-    device = resolve_device(s.device)
-    config["device"] = s.device
+    device = select_device(s.device, s.tf32)
+    config["device"] = str(device)  # the device it resolved to, not `auto`
     name = s.run_name or default_run_name(s.algo, s.extractor, s.with_r, s.seed, s.precision)
     game_dir = Path(s.logdir) / config["env"]
     game_dir_existed = game_dir.exists()
     run_dir = create_run_dir(s.logdir, config["env"], name)
     try:
-        write_run_metadata(run_dir, config, argv)
+        write_run_metadata(run_dir, config, argv, device)
         env, eval_env = _envs(config, run_dir, s.seed)
         model = _build_model(config, env, str(device))
         _set_precision(model, s.precision)
@@ -453,7 +457,7 @@ def resume_atari(
         check_at_least("--timesteps", timesteps)
         config["hyperparams"]["n_timesteps"] = timesteps
     total = int(config["hyperparams"]["n_timesteps"])
-    torch_device = resolve_device(device)
+    torch_device = select_device(device, config["tf32"])
     path, steps = newest_model(run_dir)
     if steps >= total:
         message = f"nothing to do: {run_dir} is at {steps} steps, its total is {total}"
@@ -463,7 +467,8 @@ def resume_atari(
         result = TrainResult(run_dir, "finished", steps, 0.0, message)
         _write_train_result(result)
         return result
-    write_run_metadata(run_dir, config, argv)
+    config["device"] = str(torch_device)
+    write_run_metadata(run_dir, config, argv, torch_device)
     seed = resume_seed(config["seed"], steps)
     env, eval_env = _envs(config, run_dir, seed)
     try:

@@ -41,6 +41,7 @@ tell kinds apart appended where labels would clash). Definitions:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -344,9 +345,29 @@ def _summarize_study(
         "aggregates": aggregates,
         "profile_tau": [float(t) for t in tau],
         "improvements": improvements,
+        "devices": _devices(games),
         "notes": notes,
     }
     return summary
+
+
+def _devices(games: Mapping[str, tuple[Path, dict[str, list[Run]]]]) -> list[str]:
+    """The devices the study's runs trained on (their versions.json's device record), each
+    once: "<model> (<device>)", with CUDA, cuDNN and TF32 for a GPU."""
+    seen: dict[str, None] = {}
+    for folder, groups in games.values():
+        for runs in groups.values():
+            for run in runs:
+                try:
+                    record = json.loads((folder / run.name / "versions.json").read_text())["device"]
+                    label = f"{record['device_model']} ({record['device']})"
+                    if record.get("cuda"):
+                        tf32 = "on" if record["tf32"] else "off"
+                        label += f", CUDA {record['cuda']}, cuDNN {record['cudnn']}, TF32 {tf32}"
+                except (OSError, ValueError, KeyError, TypeError):
+                    label = "not recorded (runs from before the device record)"
+                seen[label] = None
+    return list(seen)
 
 
 def _kinds(games: Mapping[str, tuple[Path, dict[str, list[Run]]]]) -> list[_Kind]:
@@ -757,7 +778,8 @@ def markdown_report(summary: dict[str, Any], table: str, smooth: float = DEFAULT
         f"# CoordConv study: {Path(summary['logdir']).resolve().name}\n\n"
         f"Runs under `{summary['logdir']}`, TensorBoard tag `{summary['tag']}`; per game grouped "
         "as compare_runs does (whole config except the seed and settings that cannot change "
-        "learning).\n\n"
+        "learning). Trained on: "
+        f"{'; '.join(summary['devices']) or 'no runs'}.\n\n"
         "## Definitions\n\n"
         f"- Final return of a run: {FINAL_RETURN_DEFINITION}. Per group: mean and Student t 95% "
         'CI across seeds ("-" with one seed).\n'

@@ -89,19 +89,26 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             parser.add_argument(flag, type=kind, default=default, **kwargs)
 
 
-DEVICE_HELP = "auto|cpu|cuda (auto: cuda if available)"
+# Declared here, not in common.devices, so that parsers (and --help) need not import torch.
+DEVICE_HELP = "auto|cpu|cuda|cuda:N (auto: cuda:0 if a usable GPU is present, else cpu)"
+TF32_HELP = (
+    "let CUDA run fp32 convolutions and matrix products in TF32 (faster on Ampere and later, "
+    "about 1e-3 off full fp32); off by default"
+)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
-    """--device, as every trainer and benchmark takes it (common.devices.resolve_device)."""
+    """--device and --tf32, as every trainer and benchmark takes them
+    (common.devices.select_device)."""
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--tf32", action="store_true", help=TF32_HELP)
 
 
 def settings_parser(
     cls: type, description: str | None, *, device: bool = False
 ) -> argparse.ArgumentParser:
     """The suite's ArgumentParser (one-line errors, exit 2) with the flags of dataclass `cls`;
-    `device=True` adds --device for settings that do not hold it."""
+    `device=True` adds --device and --tf32 for settings that do not hold them."""
     parser = ArgumentParser(description=description, formatter_class=_HelpFormatter)
     add_settings_arguments(parser, cls)
     if device:

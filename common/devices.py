@@ -1,29 +1,133 @@
-"""The `--device auto|cpu|cuda` choice, made once for every CLI."""
+"""The `--device auto|cpu|cuda[:N]` and `--tf32` choices, made once for every CLI, and the record
+of the device a run actually used.
+
+A device is checked before anything starts: a malformed name, a CUDA index past the device
+count, or a GPU whose compute capability the installed torch has no kernels for ends the CLI
+with one line (UsageError); `auto` falls back to the CPU on such a machine and says so. A tiny
+allocation probes the chosen GPU, so a broken driver fails here rather than mid-run.
+
+TF32: cuDNN runs fp32 convolutions in TF32 by default, while CPU results and the layer's own
+matrix products are full fp32, so outputs would differ by about 1e-3 between devices. The
+suite turns TF32 off (convolutions and matrix products alike) unless `--tf32` asks for it.
+"""
 
 from __future__ import annotations
 
 import platform
+import re
+import sys
+from typing import Any
 
 import torch
 
 from common.errors import UsageError
 
+_NAME = re.compile(r"auto|cpu|cuda(?::(\d+))?")
+
 
 def resolve_device(name: str) -> torch.device:
-    """Map auto|cpu|cuda[:N] to a torch.device; auto means cuda when one is available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Map auto|cpu|cuda|cuda:N to a checked torch.device with an explicit index (`cuda` is
+    cuda:0). UsageError, naming `name`, for a malformed name, a missing or unusable GPU; `auto`
+    is cuda:0 when that GPU is usable, else the CPU (with one line on stderr when a GPU is
+    present but unusable)."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        raise UsageError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
     if name == "cpu":
         return torch.device("cpu")
-    if name == "cuda" or name.startswith("cuda:"):
+    if name == "auto":
         if not torch.cuda.is_available():
-            raise UsageError(f"--device {name}: no CUDA device is available (use auto or cpu)")
-        return torch.device(name)
-    raise UsageError(f"--device {name!r} is not one of auto, cpu, cuda")
+            return torch.device("cpu")
+        why = _unusable(0)
+        if why:
+            print(f"note: --device auto: {why}; using the CPU", file=sys.stderr)
+            return torch.device("cpu")
+        return torch.device("cuda", 0)
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA device is available (use auto or cpu)")
+    index = int(match.group(1) or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        valid = ", ".join(f"cuda:{i}" for i in range(count))
+        raise UsageError(f"--device {name}: this machine has {count} CUDA device(s) ({valid})")
+    why = _unusable(index)
+    if why:
+        raise UsageError(f"--device {name}: {why}")
+    return torch.device("cuda", index)
 
 
-def describe_device(device: torch.device) -> str:
-    """A human name for the machine behind `device`, for result files."""
+def _unusable(index: int) -> str | None:
+    """Why cuda:`index` cannot run this torch's kernels, or None when it can."""
+    major, minor = torch.cuda.get_device_capability(index)
+    arch = torch.cuda.get_arch_list()
+    if arch and not kernels_for(major, minor, arch):
+        gpu = torch.cuda.get_device_name(index)
+        return (
+            f"{gpu} (sm_{major}{minor}) has no kernels in this torch {torch.__version__} "
+            f"(built for {' '.join(arch)})"
+        )
+    try:
+        torch.empty(1, device=torch.device("cuda", index)).add_(1)
+        torch.cuda.synchronize(index)
+    except RuntimeError as err:
+        return f"a probe allocation failed ({' '.join(str(err).split())[:200]})"
+    return None
+
+
+def kernels_for(major: int, minor: int, arch_list: list[str]) -> bool:
+    """Whether a GPU of compute capability major.minor runs a torch built for `arch_list`
+    (torch.cuda.get_arch_list()): a cubin sm_XY runs on X.Y and later minors of X, PTX
+    compute_XY on X.Y and anything newer. (torch's own check is private and only warns.)"""
+    device = 10 * major + minor
+    for entry in arch_list:
+        kind, _, code = entry.partition("_")
+        digits = re.match(r"\d+", code)
+        if digits is None:
+            continue
+        cc = int(digits.group())
+        if kind == "sm" and cc // 10 == major and cc <= device:
+            return True
+        if kind == "compute" and cc <= device:
+            return True
+    return False
+
+
+def set_tf32(enabled: bool) -> None:
+    """Allow (or forbid) TF32 for CUDA fp32 convolutions (cuDNN) and matrix products, for this
+    process. torch's newer per-backend API, not the legacy `allow_tf32` flags: mixing the two
+    makes torch raise when the legacy ones are read."""
+    precision = "tf32" if enabled else "ieee"
+    torch.backends.cudnn.conv.fp32_precision = precision
+    torch.backends.cuda.matmul.fp32_precision = precision
+
+
+def tf32_enabled() -> bool:
+    """Whether CUDA fp32 convolutions run in TF32 now (cuDNN's default, unless `set_tf32`)."""
+    return torch.backends.cudnn.conv.fp32_precision == "tf32"
+
+
+def select_device(name: str, tf32: bool = False) -> torch.device:
+    """`resolve_device(name)`, then `set_tf32(tf32)`: what every training CLI does first."""
+    device = resolve_device(name)
+    set_tf32(tf32)
+    return device
+
+
+def device_record(device: torch.device) -> dict[str, Any]:
+    """What a run records of the device it used: the resolved name (cpu, cuda:0), the GPU or
+    CPU model, the CUDA and cuDNN versions, TF32 and whether cuDNN ran deterministic."""
+    cuda = device.type == "cuda"
+    return {
+        "device": str(device),
+        "device_model": _model(device),
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "tf32": tf32_enabled() if cuda else False,
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic) if cuda else None,
+    }
+
+
+def _model(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     cpu = platform.processor() or platform.machine()
@@ -31,8 +135,20 @@ def describe_device(device: torch.device) -> str:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return f"{cpu}, {torch.get_num_threads()} torch threads"
+    return cpu
+
+
+def describe_device(device: torch.device) -> str:
+    """A human name for the machine behind `device`, for result pages: the CPU model and torch's
+    threads, or the GPU model with CUDA, cuDNN, TF32 and determinism."""
+    if device.type != "cuda":
+        return f"{_model(device)}, {torch.get_num_threads()} torch threads"
+    r = device_record(device)
+    return (
+        f"{r['device_model']} ({r['device']}), CUDA {r['cuda']}, cuDNN {r['cudnn']}, "
+        f"TF32 {'on' if r['tf32'] else 'off'}, cuDNN deterministic "
+        f"{'on' if r['cudnn_deterministic'] else 'off'}"
+    )

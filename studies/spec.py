@@ -15,10 +15,11 @@ A spec's top-level keys (other tools read them, so the names are the contract):
 
 and optionally `checkpoint_freq` (agent steps; default 100,000 or a tenth of the run, whichever
 is larger, so that a preempted run loses little), `precision` (a list of fp32 and/or bf16,
-as train_atari.py's --precision; default [fp32]) and `save_replay_buffer` (true or false, as
+as train_atari.py's --precision; default [fp32]), `save_replay_buffer` (true or false, as
 train_atari.py's --save-replay-buffer, for the dqn and qrdqn runs: a preempted one then resumes
-with its buffer, 2.82 GB on disk per run; default false). The runs are the product of the
-lists; conv with with_r true is no model and is left out of the product.
+with its buffer, 2.82 GB on disk per run; default false) and `tf32` (true or false, as
+train_atari.py's --tf32, for runs that land on a GPU; default false). The runs are the product
+of the lists; conv with with_r true is no model and is left out of the product.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ REQUIRED_KEYS = (
     "cpus_per_run", "gpus_per_run",
 )  # fmt: skip
 _LISTS = ("games", "algos", "extractors", "with_r", "seeds", "set")
-OPTIONAL_KEYS = ("checkpoint_freq", "precision", "save_replay_buffer")
+OPTIONAL_KEYS = ("checkpoint_freq", "precision", "save_replay_buffer", "tf32")
 MIN_CHECKPOINT_FREQ = 100_000
 
 
@@ -67,6 +68,7 @@ class StudySpec:
     checkpoint_freq: int
     precision: tuple[str, ...] = ("fp32",)
     save_replay_buffer: bool = False
+    tf32: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ def load_spec(path: str | Path) -> StudySpec:
         ),
         precision=tuple(precision),
         save_replay_buffer=_flag(path, data, "save_replay_buffer"),
+        tf32=_flag(path, data, "tf32"),
     )
 
 
@@ -199,6 +202,7 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
             checkpoint_freq=spec.checkpoint_freq,
             num_threads=max(1, int(spec.cpus_per_run)),
             save_replay_buffer=spec.save_replay_buffer and is_off_policy(algo),
+            tf32=spec.tf32,
             progress=False,
         )
         resolve_config(settings)  # every mistake before Ray starts

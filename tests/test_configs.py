@@ -1,6 +1,7 @@
 """configs/: the YAML defaults found through the package, and checkout spellings from any folder."""
 
 import pytest
+import torch
 
 from agents.config import default_config_path, load_hyperparams
 from agents.run_dir import write_run_metadata
@@ -45,8 +46,9 @@ def test_other_paths_stay_as_given(tmp_path, monkeypatch, path):
 
 
 def test_command_txt_records_an_installed_command_alone(tmp_path):
-    write_run_metadata(tmp_path, {}, ["coordconv-train-atari", "--env", "MsPacman"])
-    write_run_metadata(tmp_path, {}, ["scripts/train_atari.py", "--env", "MsPacman"])
+    cpu = torch.device("cpu")
+    write_run_metadata(tmp_path, {}, ["coordconv-train-atari", "--env", "MsPacman"], cpu)
+    write_run_metadata(tmp_path, {}, ["scripts/train_atari.py", "--env", "MsPacman"], cpu)
     first, second = (tmp_path / "command.txt").read_text().splitlines()
     assert first == "coordconv-train-atari --env MsPacman"
     assert second.endswith(" scripts/train_atari.py --env MsPacman")

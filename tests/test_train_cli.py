@@ -69,9 +69,14 @@ def test_run_folder_is_self_describing(two_runs):
     assert config["hyperparams"]["n_envs"] == 2 and config["hyperparams"]["n_timesteps"] == 1200
     assert config["hyperparams"]["optimizer"] == "RMSpropTFLike"  # RL Zoo's A2C setup
     assert config["deterministic_eval"] is False  # sampled, as RL Zoo evaluates Atari
+    assert config["device"] == "cpu" and config["tf32"] is False  # resolved, not `auto`
     assert "--extractor coordconv" in (run / "command.txt").read_text()
     versions = json.loads((run / "versions.json").read_text())
     assert {"python", "torch", "stable-baselines3", "gymnasium", "ale-py", "numpy"} <= set(versions)
+    device = versions["device"]
+    assert (device["device"], device["cuda"], device["tf32"]) == ("cpu", None, False)
+    assert device["device_model"]  # the CPU's model name
+    assert json.loads((run / "train_result.json").read_text())["device"] == device
     for name in ("model.zip", "best_model.zip", "evaluations.json", "train_result.json"):
         assert (run / name).is_file(), name
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
@@ -111,6 +116,7 @@ def test_evaluate_writes_eval_json_and_video(two_runs, capsys, tmp_path):
     result = json.loads((run / "eval.json").read_text())
     assert len(result["episode_rewards"]) == 2 and result["model"].endswith("best_model.zip")
     assert result["min_reward"] <= result["mean_reward"] <= result["max_reward"]
+    assert (result["device"], result["tf32"]) == ("cpu", False)  # what it played on
     import imageio.v2 as imageio
 
     reader = imageio.get_reader(video)
@@ -168,13 +174,14 @@ def test_a_run_saved_before_the_backend_key_resumes(capsys, tmp_path):
     run = tmp_path / "MsPacman" / "a2c_coordconv_s0"
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["vec_env"] = config.pop("backend")  # how runs named the backend before --backend
-    del config["precision"]
+    del config["precision"], config["tf32"]
     (run / "config.yaml").write_text(yaml.safe_dump(config))
     r = run_script(capsys, "train_atari.py", "--resume", run, "--timesteps", "60", "--no-progress")
     assert r.code == 0, r.err
     resumed = yaml.safe_load((run / "config.yaml").read_text())
     assert (resumed["backend"], resumed["vec_env"]) == ("ale", "dummy")
     assert resumed["precision"] == "fp32"  # runs before the key trained in fp32
+    assert resumed["tf32"] is False  # and in full fp32 arithmetic
 
 
 def test_resuming_a_finished_run_does_nothing(capsys, tmp_path):
@@ -287,7 +294,9 @@ BAD_TRAIN = [
     (["--env", "MsPacman", "--extractor", "conv", "--with-r"], "not 'conv'"),
     (["--env", "MsPacman", "--n-envs", "0"], "n_envs must be a number >= 1, got 0"),
     (["--env", "MsPacman", "--timesteps", "-5"], "n_timesteps must be a number >= 1, got -5"),
-    (["--env", "MsPacman", "--device", "cuda"], "--device cuda"),
+    (["--env", "MsPacman", "--device", "cuda"], "--device cuda: no CUDA device is available"),
+    (["--env", "MsPacman", "--device", "cuda:abc"], "--device 'cuda:abc' is not one of auto, cpu"),
+    (["--env", "MsPacman", "--device", "gpu"], "--device 'gpu' is not one of auto, cpu, cuda"),
     (["--env", "MsPacman", "--set", "learning_rate=linear(1e-3)"], "cannot read schedule"),
     (["--env", "MsPacman", "--backend", "gpu"], "unknown --backend 'gpu'; valid: ale, sb3"),
     (["--env", "MsPacman", "--vec-env", "gpu"], "unknown --vec-env 'gpu'; valid: dummy, subproc"),
@@ -346,6 +355,7 @@ def test_bad_evaluate_input_exits_2_with_one_line(capsys, tmp_path, two_runs):
         ([run, "--episodes", "0"], "--episodes must be >= 1, got 0"),
         ([run, "--video", tmp_path / "v.avi"], "--video must end in .mp4 or .gif"),
         ([run, "--device", "cuda"], "--device cuda: no CUDA device is available"),
+        ([run, "--device", "cuda:x"], "--device 'cuda:x' is not one of auto, cpu, cuda, cuda:N"),
         ([run, "--precision", "half"], "unknown --precision 'half'; valid: fp32, bf16"),
     ]
     for args, message in cases:
