@@ -89,10 +89,10 @@ def main() -> int:
     import time
     from pathlib import Path
 
-    from common.devices import resolve_device
+    from common.devices import select_device
     from common.results import write_benchmark
 
-    device = resolve_device(args.device)
+    device = select_device(args.device, args.tf32)
     start = time.perf_counter()
     bar = progress_bar(args, "classification")
     runs = Path(args.runs) if args.runs else None

@@ -100,10 +100,10 @@ def main() -> int:
     import time
     from pathlib import Path
 
-    from common.devices import resolve_device
+    from common.devices import select_device
     from common.results import write_benchmark
 
-    device = resolve_device(args.device)
+    device = select_device(args.device, args.tf32)
     start = time.perf_counter()
     bar = progress_bar(args, f"detection ({stage})")
     pictures = Path(args.out).with_suffix("")

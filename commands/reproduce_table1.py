@@ -49,10 +49,10 @@ def main() -> int:
 
     import time
 
-    from common.devices import resolve_device
+    from common.devices import select_device
     from common.results import write_benchmark
 
-    device = resolve_device(args.device)
+    device = select_device(args.device, args.tf32)
     start = time.perf_counter()
     bar = progress_bar(args, "table1")
     results = run_grid(args.budget, args.seeds, device, bar, tasks, args.max_epochs)

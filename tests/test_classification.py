@@ -4,12 +4,17 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from common.devices import select_device
 from common.results import count_params
 from coordconv import CoordConv2d
 from supervised.classification.data import CANVAS, load_split, place_on_canvas
 from supervised.classification.models import VARIANTS, build_classifier
 from supervised.classification.report import markdown_tables, paired_differences, reading
-from supervised.classification.trainer import coordinate_weights
+from supervised.classification.trainer import (
+    ClassificationSettings,
+    coordinate_weights,
+    train_classification,
+)
 from tests.cli import error_lines, run_script
 
 
@@ -120,11 +125,26 @@ def test_train_classification_cli(capsys, tmp_path):
         assert key in result, key
     assert (result["image_size"], result["steps"], result["test_images"]) == (CANVAS, 3, 20)
     assert 0 <= result["test_accuracy"] <= 1
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert (result["device"], result["tf32"], result["cuda"]) == ("cpu", False, None)
+    assert result["device_model"]
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and "front.weight" in checkpoint["model"]
+    assert all(v.device.type == "cpu" for v in checkpoint["model"].values())
     (events,) = tmp_path.glob("events.out.tfevents.*")
     tags = set(EventAccumulator(str(events)).Reload().Tags()["scalars"])
     assert {"train/loss", "test/accuracy", "test/loss"} <= tags
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_classification_on_cuda(tmp_path):
+    s = ClassificationSettings(dataset="canvas", epochs=1, train_images=64, test_images=32,
+                               batch_size=16, progress=False, out=str(tmp_path))  # fmt: skip
+    r = train_classification(s, select_device("cuda"))
+    assert (r["device"], r["tf32"]) == ("cuda:0", False) and r["cuda"] and r["device_model"]
+    assert 0 <= r["test_accuracy"] <= 1 and r["steps"] == 4
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no map_location
+    assert all(v.device.type == "cpu" for v in checkpoint["model"].values())
 
 
 @pytest.mark.parametrize(

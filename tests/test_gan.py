@@ -1,10 +1,14 @@
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from common.devices import select_device
 from common.results import count_params
 from coordconv import AddCoords, CoordConv2d
 from supervised.gan.data import draw_clevr, load_gan_data
@@ -14,6 +18,38 @@ from supervised.gan.trainer import GanSettings, real_reference, train_gan
 from tests.cli import error_lines, run_script
 
 PNG = b"\x89PNG\r\n\x1a\n"
+GPU = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
+]
+# Load a checkpoint as a user of a machine without a GPU would: no map_location.
+LOAD_WITHOUT_CUDA = """
+import sys, torch
+assert not torch.cuda.is_available()
+state = torch.load(sys.argv[1], weights_only=True)
+def tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            yield from tensors(value)
+    elif isinstance(obj, (list, tuple)):
+        for value in obj:
+            yield from tensors(value)
+found = list(tensors(state))
+print(len(found), *sorted({t.device.type for t in found}))
+"""
+
+
+def load_without_cuda(path) -> tuple[int, set[str]]:
+    """(how many tensors, their device types) of the checkpoint at `path`, loaded in a
+    process that sees no CUDA device."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    r = subprocess.run([sys.executable, "-c", LOAD_WITHOUT_CUDA, str(path)], env=env,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    count, *devices = r.stdout.split()
+    return int(count), set(devices)
 
 
 def test_clevr_data():
@@ -166,6 +202,20 @@ def test_training_is_deterministic_on_cpu():
     assert first == second
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=GPU)])
+def test_checkpoint_loads_without_cuda(tmp_path, device):
+    s = GanSettings(data="square", model="coordconv", epochs=1, images=16, width=0.125,
+                    eval_samples=16, progress=False, out=str(tmp_path))  # fmt: skip
+    result = train_gan(s, select_device(device))
+    assert result["device"] == ("cuda:0" if device == "cuda" else "cpu")
+    assert result["tf32"] is False  # off unless --tf32
+    if device == "cuda":
+        assert result["cuda"] and result["cudnn"] and result["device_model"]
+    # Generator, discriminator and both Adam states: every tensor saved as a CPU tensor.
+    count, devices = load_without_cuda(tmp_path / "checkpoint.pt")
+    assert count > 20 and devices == {"cpu"}
+
+
 def test_train_gan_cli(capsys, tmp_path):
     r = run_script(
         capsys, "train_gan.py", "--data", "clevr", "--model", "coordconv", "--epochs", "2",
@@ -176,11 +226,14 @@ def test_train_gan_cli(capsys, tmp_path):
     assert r.out.startswith("coordconv GAN on clevr (G ")
     result = json.loads((tmp_path / "results.json").read_text())
     for key in ("model", "data", "params_g", "params_d", "epochs", "images", "seconds",
-                "validity", "coverage", "js", "seed", "device"):  # fmt: skip
+                "validity", "coverage", "js", "seed", "device", "device_model", "cuda", "cudnn",
+                "tf32", "cudnn_deterministic"):  # fmt: skip
         assert key in result
+    assert (result["device"], result["tf32"], result["cuda"]) == ("cpu", False, None)
+    assert result["device_model"]
     assert 0 <= result["validity"] <= 1 and 0 <= result["js"] <= 1
     assert [h["epoch"] for h in result["history"]] == [1, 2]
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert checkpoint["epoch"] == 2 and checkpoint["finished"]
     assert "net.0.weight" in checkpoint["generator"]
     for name in ("samples.png", "interpolation.png"):

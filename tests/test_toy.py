@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from common.devices import select_device, set_tf32
 from common.results import count_params
 from supervised.not_so_clevr import held_out_mask, make_dataset, split_dataset
 from supervised.toy.models import build_model
@@ -153,6 +154,25 @@ def test_early_stop_at_target():
     assert r["epochs"] == 1 and r["epochs_to_target"] == 1 and r["seconds_to_target"] > 0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_train_toy_on_cuda(capsys, tmp_path):
+    s = ToySettings("classification", "uniform", "coordconv", epochs=1, progress=False)
+    r = train_toy(s, select_device("cuda"))
+    assert (r["device"], r["tf32"]) == ("cuda:0", False) and r["cuda"] and r["device_model"]
+    assert 0 <= r["test"]["accuracy"] <= 1 and 0 <= r["train"]["accuracy"] <= 1
+    try:
+        r = run_script(
+            capsys, "train_toy.py", "--task", "regression", "--split", "quadrant", "--epochs",
+            "1", "--device", "cuda", "--tf32", "--no-progress", "--out", tmp_path,
+        )  # fmt: skip
+        assert r.code == 0, r.err
+        result = json.loads((tmp_path / "results.json").read_text())
+        assert (result["device"], result["tf32"]) == ("cuda:0", True)
+    finally:
+        set_tf32(False)  # the CLI ran in this process
+
+
 def test_train_toy_cli(capsys, tmp_path):
     r = run_script(
         capsys, "train_toy.py", "--task", "regression", "--split", "quadrant", "--model",
@@ -165,6 +185,9 @@ def test_train_toy_cli(capsys, tmp_path):
         assert key in result
     assert set(result["test"]) == {"pixel_distance", "accuracy"}
     assert result["epochs_to_target"] is None and result["seconds_to_target"] is None
+    # --device auto on a machine without a usable GPU: the record says what ran.
+    assert (result["device"], result["tf32"], result["cuda"]) == ("cpu", False, None)
+    assert result["device_model"] and result["cudnn_deterministic"] is None
     assert list(tmp_path.glob("events.out.tfevents.*"))
 
 
@@ -179,6 +202,10 @@ def test_train_toy_cli(capsys, tmp_path):
         (["--task", "regression", "--schedule", "step"], "unknown schedule 'step'; valid: "),
         (["--task", "regression", "--checks-per-epoch", "0"], "--checks-per-epoch must be >= 1"),
         (["--task", "regression", "--device", "cuda"], "--device cuda"),
+        (
+            ["--task", "regression", "--device", "cuda:abc"],
+            "--device 'cuda:abc' is not one of auto, cpu, cuda, cuda:N",
+        ),
         (["--task", "rendering", "--interm-loss", "mse"], "unknown interm-loss 'mse'; valid: "),
         (
             ["--task", "rendering", "--model", "conv", "--interm-loss", "softmax"],

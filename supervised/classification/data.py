@@ -39,6 +39,12 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def to(self, device: torch.device | str) -> ImageSet:
+        """The same images on `device` (this set itself when they are there already)."""
+        if self.images.device == torch.device(device) and self.labels.device == self.images.device:
+            return self
+        return ImageSet(self.images.to(device), self.labels.to(device))
+
 
 def place_on_canvas(
     images: torch.Tensor, size: int, seed: int

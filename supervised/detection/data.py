@@ -42,6 +42,16 @@ class FieldSet:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    def to(self, device: torch.device | str) -> FieldSet:
+        """The same canvases, boxes and labels on `device`: one copy per kind of tensor, the
+        per-canvas boxes and labels being views into it."""
+        sizes = [len(b) for b in self.boxes]
+        if not sizes:
+            return FieldSet(self.images.to(device), [], [])
+        boxes = torch.cat(self.boxes).to(device).split(sizes)
+        labels = torch.cat(self.labels).to(device).split(sizes)
+        return FieldSet(self.images.to(device), list(boxes), list(labels))
+
 
 def _tight_boxes(images: torch.Tensor) -> torch.Tensor:
     """(N, 4) xyxy tight box of the pixels > 0 of each (N, H, W) image (zeros when empty)."""

@@ -71,8 +71,9 @@ class ReleaseRPN(RegionProposalNetwork):
     """torchvision's RegionProposalNetwork with the release's sampler and NMS settings. Through
     its hooks it also keeps the scores of the proposals it returns (`scores`: one (<= 10,)
     tensor per image, best first) and, in training, the mean IoU of the sampled positive boxes
-    with their true boxes (`positive_iou`: the release's pos_box_iou_train; None when no box
-    was sampled positive)."""
+    with their true boxes (`positive_iou`: the release's pos_box_iou_train, a 0-dim tensor on
+    the model's device, so that reading it is the caller's choice; None when no box was
+    sampled positive)."""
 
     def __init__(self, head: RPNHead) -> None:
         every_box = FEATURE_SIZE * FEATURE_SIZE * len(ANCHORS_HW)  # NMS sees all 1,521 boxes
@@ -89,7 +90,7 @@ class ReleaseRPN(RegionProposalNetwork):
         )
         self.fg_bg_sampler = SampleRecorder(SAMPLED_PER_IMAGE, 0.5)
         self.scores: list[torch.Tensor] = []
-        self.positive_iou: float | None = None
+        self.positive_iou: torch.Tensor | None = None
         self._moved: torch.Tensor | None = None
         self._matched: list[torch.Tensor] = []
 
@@ -113,7 +114,7 @@ class ReleaseRPN(RegionProposalNetwork):
         return boxes, losses
 
     @torch.no_grad()
-    def _sampled_positive_iou(self) -> float | None:
+    def _sampled_positive_iou(self) -> torch.Tensor | None:
         """IoU of each sampled positive moved box with the truth it was matched to, averaged."""
         ious = [
             box_iou(moved[keep], truth[keep]).diagonal()
@@ -122,7 +123,7 @@ class ReleaseRPN(RegionProposalNetwork):
             )
         ]
         ious = torch.cat(ious)
-        return ious.mean().item() if len(ious) else None
+        return ious.mean() if len(ious) else None  # the count is known: the mask was applied
 
 
 def release_rpn_head(coord_range: CoordRange) -> RPNHead:

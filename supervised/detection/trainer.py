@@ -14,14 +14,16 @@ from torch import nn
 from tqdm import tqdm
 
 from common.cli import option
+from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
-from common.files import atomic_path, atomic_write_json
+from common.files import atomic_path, atomic_torch_save, atomic_write_json
 from common.results import count_params
 from supervised.detection.data import FieldSet, make_field
 from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import MODELS, build_detector
 from supervised.detection.rpn import RegionProposer, build_proposer
 from supervised.mnist import load_digits, split_digits
+from supervised.step_log import Rows, StepLog
 
 VAL_DIGITS = 0.2  # the share of the digits kept for validation canvases
 DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only the canvases
@@ -120,24 +122,33 @@ def targets(field: FieldSet, index: range | list[int], device: torch.device) -> 
 
 
 @torch.no_grad()
-def predict(net: nn.Module, field: FieldSet, batch: int, device: torch.device) -> list[dict]:
-    """The model's outputs for each canvas: detections (boxes, labels, scores) or, from the
-    RPN, proposals (boxes, scores)."""
+def predict(net: nn.Module, images: torch.Tensor, batch: int, device: torch.device) -> list[dict]:
+    """The model's outputs for each canvas of `images` (N, 1, 64, 64), on the CPU: detections
+    (boxes, labels, scores) or, from the RPN, proposals (boxes, scores)."""
     net.eval()
-    out = []
-    for i in range(0, len(field), batch):
-        images = list(field.images[i : i + batch].to(device))
-        out += [{k: v.cpu() for k, v in p.items()} for p in net(images)]
-    return out
+    images = images.to(device)
+    out: list[dict] = []
+    for i in range(0, len(images), batch):
+        out += net(list(images[i : i + batch]))
+    # To the CPU in one copy per output (not one per canvas): the measures run there.
+    moved: list[dict] = [{} for _ in out]
+    for key in out[0] if out else ():
+        sizes = [len(p[key]) for p in out]
+        for p, part in zip(moved, torch.cat([p[key] for p in out]).cpu().split(sizes), strict=True):
+            p[key] = part
+    return moved
 
 
-def evaluate(net: nn.Module, field: FieldSet, device: torch.device) -> dict:
-    """The measures on `field`. Detector: mean_iou (the paper's measure) and class_accuracy,
-    map50 and map (COCO-style, by torchmetrics). RPN: mean_iou, mean_nms_iou and
-    mean_argmax_nms_iou (`proposal_scores`)."""
+def evaluate(
+    net: nn.Module, field: FieldSet, device: torch.device, images: torch.Tensor | None = None
+) -> dict:
+    """The measures on `field` (on the CPU). Detector: mean_iou (the paper's measure) and
+    class_accuracy, map50 and map (COCO-style, by torchmetrics). RPN: mean_iou, mean_nms_iou
+    and mean_argmax_nms_iou (`proposal_scores`). `images`: field.images already on `device`,
+    to save their copy."""
     from torchmetrics.detection import MeanAveragePrecision
 
-    predictions = predict(net, field, EVAL_BATCH, device)
+    predictions = predict(net, field.images if images is None else images, EVAL_BATCH, device)
     truth = targets(field, range(len(field)), torch.device("cpu"))
     if isinstance(net, RegionProposer):
         return proposal_scores(predictions, truth)
@@ -159,8 +170,7 @@ def visualize(net: nn.Module, field: FieldSet, n: int, path: Path, device: torch
     from matplotlib.patches import Rectangle
 
     n = min(n, len(field))
-    predictions = predict(net, FieldSet(field.images[:n], field.boxes[:n], field.labels[:n]), n,
-                          device)  # fmt: skip
+    predictions = predict(net, field.images[:n], n, device)
     cols = min(n, 8)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(2 * cols, 2 * rows), squeeze=False)
@@ -194,6 +204,9 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
     s = with_stage_defaults(s)
     torch.manual_seed(s.seed)
     train, val = make_data(s)
+    # The canvases fit on any device (9,000 are 147 MB): copied once, not per batch. `val`
+    # stays on the CPU too, for the measures and the pictures.
+    on_device, val_images = train.to(device), val.images.to(device)
     net = build_model(s).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
     out = Path(s.out) if s.out else None
@@ -202,44 +215,45 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out))
-    shuffle = torch.Generator().manual_seed(s.seed)
+    shuffle = torch.Generator().manual_seed(s.seed)  # on the CPU: the same batches anywhere
+    # Each step's losses stay on the device; StepLog reads a block of them back at once (for
+    # TensorBoard, the bar and the finite check): no .item() per step.
+    log = StepLog(writer, show={"loss/total": "loss"})
     step = 0
     start = time.perf_counter()
     scores: dict[str, float] = {}
     for epoch in range(1, s.epochs + 1):
         net.train()
-        order = torch.randperm(len(train), generator=shuffle).tolist()
+        order = torch.randperm(len(train), generator=shuffle)
+        order_on_device, order = order.to(device), order.tolist()
         batches = range(0, len(train), s.batch_size)
         bar = tqdm(batches, desc=f"{s.model} epoch {epoch}", disable=not s.progress)
-        positive_ious = []
+        rows: Rows = []
         for i in bar:
+            images = on_device.images[order_on_device[i : i + s.batch_size]]
             index = order[i : i + s.batch_size]
-            losses = net(list(train.images[index].to(device)), targets(train, index, device))
+            losses = net(list(images), targets(on_device, index, device))
             loss = sum(losses.values())
-            value = loss.item()
-            if not math.isfinite(value):
-                raise RuntimeError(f"non-finite loss at step {step}: {value}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             step += 1
-            logged = {"loss/total": value, **{f"loss/{k}": v.item() for k, v in losses.items()}}
+            logged = {"loss/total": loss, **{f"loss/{k}": v for k, v in losses.items()}}
             if isinstance(net, RegionProposer) and net.rpn.positive_iou is not None:
-                positive_ious.append(net.rpn.positive_iou)
                 logged["train/pos_box_iou"] = net.rpn.positive_iou
-            if writer is not None:
-                for name, number in logged.items():
-                    writer.add_scalar(name, number, step)
-            bar.set_postfix(loss=f"{value:.3f}", refresh=False)
-        scores = evaluate(net, val, device)
+            if log.add(step, logged):
+                rows += log.flush(bar)
+        rows += log.flush(bar)
+        positive_ious = [row["train/pos_box_iou"] for _, row in rows if "train/pos_box_iou" in row]
+        scores = evaluate(net, val, device, val_images)
         if writer is not None:
             for name, number in scores.items():
                 writer.add_scalar(f"val/{name}", number, epoch)
         if positive_ious:  # TensorBoard has it per step, as train/pos_box_iou
             scores["train_pos_box_iou"] = sum(positive_ious) / len(positive_ious)
         if out is not None:
-            with atomic_path(out / "checkpoint.pt") as tmp:
-                torch.save({"epoch": epoch, "model": net.state_dict(), "settings": asdict(s)}, tmp)
+            state = {"epoch": epoch, "model": net.state_dict(), "settings": asdict(s)}
+            atomic_torch_save(out / "checkpoint.pt", state)
     seconds = time.perf_counter() - start
     if writer is not None:
         writer.close()
@@ -257,7 +271,7 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         "train_images": s.train_images,
         "val_images": s.val_images,
         "seed": s.seed,
-        "device": str(device),
+        **device_record(device),
     }
     if out is not None:
         atomic_write_json(out / "results.json", result)

@@ -16,7 +16,7 @@ draws a batch when asked, so the release's 50,000 images take 1 MB instead of 2.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,23 +37,31 @@ COLOURS = {"red": (1.0, 0.0, 0.0), "blue": (0.0, 0.0, 1.0)}
 
 @dataclass(frozen=True)
 class GanData:
-    """N training images of one dataset, drawn on demand.
+    """N training images of one dataset, drawn on demand, on the device their tensors are on.
 
     centres: (N, K, 2) float (x = column, y = row) of each image's K objects (clevr: red, blue;
     square: the square). `batch(index)` gives float images (len(index), channels, 64, 64) in
-    [-1, 1].
+    [-1, 1]: `paint` applied to the rows `index` of each of `sources`. `to(device)` moves what
+    the images are drawn from, so that a batch is drawn where it is used.
     """
 
     name: str
     centres: torch.Tensor
     channels: int
-    draw: Callable[[torch.Tensor], torch.Tensor]
+    sources: tuple[torch.Tensor, ...]
+    paint: Callable[..., torch.Tensor]
 
     def __len__(self) -> int:
         return self.centres.shape[0]
 
     def batch(self, index: torch.Tensor | list[int] | range) -> torch.Tensor:
-        return self.draw(torch.as_tensor(index, dtype=torch.long))
+        index = torch.as_tensor(index, dtype=torch.long, device=self.centres.device)
+        return self.paint(*(source[index] for source in self.sources))
+
+    def to(self, device: torch.device | str) -> GanData:
+        """The same data, drawn on `device`."""
+        sources = tuple(source.to(device) for source in self.sources)
+        return replace(self, centres=self.centres.to(device), sources=sources)
 
 
 def clevr_layout(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,16 +80,18 @@ def clevr_layout(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def draw_clevr(centres: torch.Tensor, circles: torch.Tensor) -> torch.Tensor:
-    """RGB images (B, 3, 64, 64) in [-1, 1] of objects at `centres` (B, 2, 2), red then blue."""
-    grid = torch.arange(CANVAS, dtype=torch.float32)
+    """RGB images (B, 3, 64, 64) in [-1, 1] of objects at `centres` (B, 2, 2), red then blue,
+    on the device of `centres` (integer arithmetic in float32: the same pixels on any)."""
+    device = centres.device
+    grid = torch.arange(CANVAS, dtype=torch.float32, device=device)
     dx = grid[None, None, None, :] - centres[:, :, 0, None, None]  # (B, 2, 1, 64)
     dy = grid[None, None, :, None] - centres[:, :, 1, None, None]  # (B, 2, 64, 1)
     disc = dx**2 + dy**2 <= RADIUS**2
     box = (dx.abs() <= HALF_SIDE) & (dy.abs() <= HALF_SIDE)
     masks = torch.where(circles[:, :, None, None], disc, box)  # (B, 2, 64, 64)
-    image = torch.ones(centres.shape[0], 3, CANVAS, CANVAS)
+    image = torch.ones(centres.shape[0], 3, CANVAS, CANVAS, device=device)
     for k, colour in enumerate(COLOURS.values()):
-        paint = torch.tensor(colour)[None, :, None, None]
+        paint = torch.tensor(colour, device=device)[None, :, None, None]
         image = torch.where(masks[:, k, None], paint, image)
     return image * 2 - 1
 
@@ -89,8 +99,12 @@ def draw_clevr(centres: torch.Tensor, circles: torch.Tensor) -> torch.Tensor:
 def make_clevr(n: int, seed: int) -> GanData:
     centres, circles = clevr_layout(n, seed)
     xy = torch.as_tensor(centres, dtype=torch.float32)
-    circles_t = torch.as_tensor(circles)
-    return GanData("clevr", xy, 3, lambda index: draw_clevr(xy[index], circles_t[index]))
+    return GanData("clevr", xy, 3, (xy, torch.as_tensor(circles)), draw_clevr)
+
+
+def _square_images(squares: torch.Tensor) -> torch.Tensor:
+    """Bool squares (B, 1, 64, 64) as images in [-1, 1]."""
+    return squares.float() * 2 - 1
 
 
 def make_square(n: int, seed: int) -> GanData:
@@ -100,8 +114,7 @@ def make_square(n: int, seed: int) -> GanData:
         data = data.subset(
             torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
         )
-    images = data.square.bool()
-    return GanData("square", data.xy[:, None, :], 1, lambda index: images[index].float() * 2 - 1)
+    return GanData("square", data.xy[:, None, :], 1, (data.square.bool(),), _square_images)
 
 
 def load_gan_data(name: str, n: int | None = None, seed: int = 0) -> GanData:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -14,12 +13,14 @@ from torch import nn
 from tqdm import tqdm
 
 from common.cli import option
+from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
-from common.files import atomic_path, atomic_write_json
+from common.files import atomic_path, atomic_torch_save, atomic_write_json
 from common.results import count_params
 from supervised.gan.data import DATASETS, FULL_SIZE, GanData, load_gan_data
 from supervised.gan.mode_collapse import Reference, collapse_scores, reference
 from supervised.gan.models import COORD_INITS, MODELS, build_gan
+from supervised.step_log import Rows, StepLog
 
 REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
 EVAL_NOISE_SEED = 2018  # the same evaluation z for every run: a fixed test set for generators
@@ -78,9 +79,11 @@ def uniform_z(n: int, z_dim: int, generator: torch.Generator) -> torch.Tensor:
 
 @torch.no_grad()
 def sample(net: nn.Module, z: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Generator outputs for `z` in eval mode (BN running statistics), on the CPU."""
+    """Generator outputs for `z` (on any device) in eval mode (BN running statistics), on the
+    CPU, copied there at once."""
     net.eval()
-    out = torch.cat([net(z[i : i + CHUNK].to(device)).cpu() for i in range(0, len(z), CHUNK)])
+    z = z.to(device)
+    out = torch.cat([net(z[i : i + CHUNK]) for i in range(0, len(z), CHUNK)]).cpu()
     net.train()
     return out
 
@@ -122,9 +125,10 @@ def gan_step(
     real: torch.Tensor,
     z: torch.Tensor,
     g_steps: int,
-) -> tuple[float, float]:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One batch: a D update on real vs G(z), then `g_steps` G updates on the same z, as the
-    release does. Returns the D loss and the last G loss."""
+    release does. Returns the D loss and the last G loss, detached 0-dim tensors on the device
+    (reading them is the caller's choice: a host sync)."""
     fake = generator(z)
     loss_d = _bce(discriminator(real), True) + _bce(discriminator(fake.detach()), False)
     opt_d.zero_grad(set_to_none=True)
@@ -138,7 +142,7 @@ def gan_step(
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-    return loss_d.item(), loss_g.item()
+    return loss_d.detach(), loss_g.detach()
 
 
 def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
@@ -148,7 +152,10 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
     check_settings(s)
     torch.manual_seed(s.seed)
     data = load_gan_data(s.data, s.images, s.seed)
-    ref = real_reference(data)
+    ref = real_reference(data)  # on the CPU, where the measure finds objects
+    # What the images are drawn from fits on any device (square: 13 MB; clevr: centres and
+    # shapes only), so each batch is drawn there: nothing is copied per step.
+    data = data.to(device)
     generator, discriminator = build_gan(s.model, data.channels, s.z_dim, s.width, s.coord_init)
     generator, discriminator = generator.to(device), discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=s.lr_g, betas=(s.beta1, 0.999))
@@ -162,6 +169,10 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
     shuffle = torch.Generator().manual_seed(s.seed)
     noise = torch.Generator().manual_seed(s.seed + 1)
     eval_z = uniform_z(s.eval_samples, s.z_dim, torch.Generator().manual_seed(EVAL_NOISE_SEED))
+    eval_z = eval_z.to(device)
+    # Each step's losses stay on the device; StepLog reads a block of them back at once (for
+    # TensorBoard, the bar, the finite check and the epoch's means): no host sync per step.
+    log = StepLog(writer, show={"loss/d": "d", "loss/g": "g"})
 
     def save_checkpoint(epoch: int, finished: bool) -> None:
         if out is None:
@@ -175,31 +186,32 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
             "opt_d": opt_d.state_dict(),
             "settings": asdict(s),
         }
-        with atomic_path(out / "checkpoint.pt") as tmp:
-            torch.save(state, tmp)
+        atomic_torch_save(out / "checkpoint.pt", state)
 
     history: list[dict[str, float]] = []
     step, epoch = 0, 0
     start = time.perf_counter()
     try:
         for epoch in range(1, s.epochs + 1):
-            order = torch.randperm(len(data), generator=shuffle)
+            order = torch.randperm(len(data), generator=shuffle).to(device)
+            # The epoch's z at once, on the CPU (the same numbers as drawn batch by batch, on
+            # any device), then copied in one go.
+            epoch_z = uniform_z(len(data), s.z_dim, noise).to(device)
             bar = tqdm(range(0, len(data), s.batch_size), desc=f"{s.model} epoch {epoch}",
                        disable=not s.progress)  # fmt: skip
-            sums = {"loss_d": 0.0, "loss_g": 0.0}
+            rows: Rows = []
             for i in bar:
-                real = data.batch(order[i : i + s.batch_size]).to(device)
-                z = uniform_z(len(real), s.z_dim, noise).to(device)
+                real = data.batch(order[i : i + s.batch_size])
+                z = epoch_z[i : i + s.batch_size]
                 d, g = gan_step(generator, discriminator, opt_g, opt_d, real, z, s.g_steps)
                 step += 1
-                if not (math.isfinite(d) and math.isfinite(g)):
-                    raise RuntimeError(f"non-finite loss at step {step}: D {d}, G {g}")
-                sums["loss_d"] += d
-                sums["loss_g"] += g
-                if writer is not None:
-                    writer.add_scalar("loss/d", d, step)
-                    writer.add_scalar("loss/g", g, step)
-                bar.set_postfix(d=f"{d:.3f}", g=f"{g:.3f}")
+                if log.add(step, {"loss/d": d, "loss/g": g}):
+                    rows += log.flush(bar)
+            rows += log.flush(bar)
+            sums = {"loss_d": 0.0, "loss_g": 0.0}
+            for _, row in rows:
+                sums["loss_d"] += row["loss/d"]
+                sums["loss_g"] += row["loss/g"]
             samples = sample(generator, eval_z, device)
             scores = collapse_scores(samples, ref)
             steps = len(bar)
@@ -213,6 +225,7 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
                 writer.add_image("samples", grid, epoch)
             save_checkpoint(epoch, finished=epoch == s.epochs)
     except KeyboardInterrupt:
+        log.flush(check=False)  # the last steps' losses, to TensorBoard
         save_checkpoint(epoch, finished=False)
         raise
     finally:
@@ -230,7 +243,7 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
         "seconds": seconds,
         **history[-1],
         "seed": s.seed,
-        "device": str(device),
+        **device_record(device),
         "settings": {k: v for k, v in asdict(s).items() if k not in ("out", "progress")},
         "history": history,
     }

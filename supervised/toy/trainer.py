@@ -16,6 +16,7 @@ from torch import nn
 from tqdm import tqdm
 
 from common.cli import option
+from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
 from common.files import atomic_write_json
 from common.results import count_params
@@ -156,18 +157,20 @@ def training_loss(
 def task_metrics(task: str, logits: torch.Tensor, data: NotSoClevr) -> dict[str, float]:
     """classification: accuracy; rendering: iou (output > 0.5 vs the square, mean over examples);
     regression: pixel_distance (mean Euclidean error in pixels) and accuracy (error < 0.5 px)."""
+    return {name: value.item() for name, value in metric_tensors(task, logits, data).items()}
+
+
+def metric_tensors(task: str, logits: torch.Tensor, data: NotSoClevr) -> dict[str, torch.Tensor]:
+    """`task_metrics` as 0-dim float32 tensors on the logits' device: no host sync."""
     if task == "classification":
-        return {"accuracy": (logits.argmax(1) == data.label).float().mean().item()}
+        return {"accuracy": (logits.argmax(1) == data.label).float().mean()}
     if task == "rendering":
         painted, truth = logits > 0, data.square > 0.5
         inter = (painted & truth).flatten(1).sum(1).float()
         union = (painted | truth).flatten(1).sum(1).float()
-        return {"iou": (inter / union).mean().item()}
+        return {"iou": (inter / union).mean()}
     distance = ((logits - data.target) * CANVAS).norm(dim=1)
-    return {
-        "pixel_distance": distance.mean().item(),
-        "accuracy": (distance < 0.5).float().mean().item(),
-    }
+    return {"pixel_distance": distance.mean(), "accuracy": (distance < 0.5).float().mean()}
 
 
 def l2_on_kernels(model: nn.Module) -> torch.Tensor:
@@ -203,9 +206,16 @@ def _train_epoch(
     epoch, asked to stop."""
     model.train()
     order = torch.randperm(len(train), generator=shuffle).to(x_train.device)
-    sums: dict[str, float] = {}
-    total = 0.0
+    # Sums stay on the device, read once at the epoch's end: no host sync per step. float64, as
+    # the Python floats they replace: each step adds the same float32 value, so the epoch's
+    # means are the same numbers as with a per-step .item().
+    sums: dict[str, torch.Tensor] = {}
+    total = torch.zeros((), dtype=torch.float64, device=x_train.device)
     seen = 0
+
+    def means() -> tuple[float, dict[str, float]]:
+        return (total / seen).item(), {k: (v / seen).item() for k, v in sums.items()}
+
     steps = math.ceil(len(train) / s.batch_size)
     check_at = {math.ceil(steps * k / s.checks_per_epoch) for k in range(1, s.checks_per_epoch)}
     for step, i in enumerate(range(0, len(train), s.batch_size), 1):
@@ -217,14 +227,14 @@ def _train_epoch(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        total += loss.item() * len(idx)
+        total += loss.detach().double() * len(idx)
         seen += len(idx)
         with torch.no_grad():
-            for name, value in task_metrics(s.task, logits, batch).items():
-                sums[name] = sums.get(name, 0.0) + value * len(idx)
+            for name, value in metric_tensors(s.task, logits, batch).items():
+                sums[name] = sums.get(name, 0.0) + value.double() * len(idx)
         if step in check_at and check(step / steps):
-            return total / seen, {k: v / seen for k, v in sums.items()}, True
-    return total / seen, {k: v / seen for k, v in sums.items()}, False
+            return *means(), True
+    return *means(), False
 
 
 def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
@@ -298,7 +308,7 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         "epochs_to_target": round(reached_at[0], 3) if reached_at else None,
         "seconds_to_target": reached_at[1] if reached_at else None,
         "settings": {k: v for k, v in asdict(s).items() if k not in ("out", "progress")},
-        "device": str(device),
+        **device_record(device),
     }
     if s.out is not None:
         atomic_write_json(Path(s.out) / "results.json", result)
