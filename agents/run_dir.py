@@ -7,14 +7,15 @@ import shlex
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 import yaml
 
-from common.devices import device_record
 from common.errors import UsageError
 from common.files import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:  # run folders are read (analysis, compare_runs) without importing torch
+    import torch
 
 CONFIG_NAME = "config.yaml"
 RESULT_NAME = "train_result.json"  # how the run ended; written last
@@ -64,6 +65,8 @@ def write_run_metadata(
 
     `argv` is the command line from the program on: a script (`scripts/train_atari.py`) is
     recorded run by the interpreter, an installed command (`coordconv-train-atari`) alone."""
+    from common.devices import device_record  # training imports torch; reading runs does not
+
     atomic_write_text(run_dir / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
     interpreter = [Path(sys.executable).name] if argv[0].endswith(".py") else []
     command = shlex.join([*interpreter, *argv])

@@ -353,17 +353,16 @@ def _summarize_study(
 
 def _devices(games: Mapping[str, tuple[Path, dict[str, list[Run]]]]) -> list[str]:
     """The devices the study's runs trained on (their versions.json's device record), each
-    once: "<model> (<device>)", with CUDA, cuDNN and TF32 for a GPU."""
+    once, as common.devices.describe_record words them."""
+    from common.devices import describe_record  # here: it imports torch, the report need not
+
     seen: dict[str, None] = {}
     for folder, groups in games.values():
         for runs in groups.values():
             for run in runs:
                 try:
                     record = json.loads((folder / run.name / "versions.json").read_text())["device"]
-                    label = f"{record['device_model']} ({record['device']})"
-                    if record.get("cuda"):
-                        tf32 = "on" if record["tf32"] else "off"
-                        label += f", CUDA {record['cuda']}, cuDNN {record['cudnn']}, TF32 {tf32}"
+                    label = describe_record(record)
                 except (OSError, ValueError, KeyError, TypeError):
                     label = "not recorded (runs from before the device record)"
                 seen[label] = None

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from benchmarks.timing import interleaved_median_ms
+from common.devices import set_tf32
 from coordconv.add_coords import AddCoords
 from coordconv.convert import coordconvify
 from coordconv.layers import CoordConv2d
@@ -142,11 +143,15 @@ RATIOS = ("coordconv_over_conv", "naive_over_conv", "converted_over_conv")
 TIMES = ("conv_ms", "coordconv_ms", "naive_ms", "converted_ms")
 
 
-def time_all(device: str, rounds: int, iters: int, seed: int, threads: int) -> list[dict]:
-    """Every case in every mode, in this process; `threads` > 0 sets torch's CPU threads. The
-    unit a repeat runs in a fresh process."""
+def time_all(
+    device: str, rounds: int, iters: int, seed: int, threads: int, tf32: bool = False
+) -> list[dict]:
+    """Every case in every mode, in this process; `threads` > 0 sets torch's CPU threads, `tf32`
+    whether CUDA convolutions and matrix products may run in TF32 (common.devices.set_tf32).
+    The unit a repeat runs in a fresh process, which inherits neither setting."""
     if threads:
         torch.set_num_threads(threads)
+    set_tf32(tf32)
     return [
         time_case(case, torch.device(device), rounds, iters, seed, mode)
         for mode in MODES

@@ -30,18 +30,41 @@ def pair_precisions(summary: dict[str, Any], logdir: Path) -> list[dict[str, Any
                 "bf16": bf16[seed]["final_return"],
                 "fp32_steps_per_s": _speed(logdir / fp32[seed]["name"]),
                 "bf16_steps_per_s": _speed(logdir / bf16[seed]["name"]),
+                "fp32_device": _device(logdir / fp32[seed]["name"]),
+                "bf16_device": _device(logdir / bf16[seed]["name"]),
             }
         )
     return pairs
 
 
+def _result(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "train_result.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _speed(run_dir: Path) -> float | None:
     """Steps/s of the run's last training session, from its train_result.json."""
-    path = run_dir / "train_result.json"
-    if not path.is_file():
+    result = _result(run_dir)
+    if result is None:
         return None
-    result = json.loads(path.read_text())
     return result["trained_timesteps"] / result["seconds"] if result["seconds"] > 0 else None
+
+
+def _device(run_dir: Path) -> dict[str, Any] | None:
+    """The device record (common.devices.device_record) of the run's last training session,
+    from its train_result.json; None for runs from before it was recorded."""
+    result = _result(run_dir)
+    return None if result is None else result.get("device")
+
+
+def trained_on(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The distinct device records the paired runs trained on, in order of first use."""
+    seen: list[dict[str, Any]] = []
+    for p in pairs:
+        for record in (p["fp32_device"], p["bf16_device"]):
+            if record is not None and record not in seen:
+                seen.append(record)
+    return seen
 
 
 def verdict(pairs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from collections.abc import Callable
 import torch
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on `device` (CUDA runs asynchronously), so that a clock read
+    next counts it; nothing on the CPU."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -31,10 +33,10 @@ def interleaved_median_ms(
     samples: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(rounds):
         for name, step in steps.items():
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             for _ in range(iters):
                 step()
-            _sync(device)
+            sync(device)
             samples[name].append((time.perf_counter() - start) / iters)
     return {name: 1000 * statistics.median(s) for name, s in samples.items()}

@@ -22,7 +22,7 @@ from stable_baselines3.common.vec_env import VecFrameStack
 
 from agents.callbacks import EpisodeLogger, NonFiniteGuard, ProgressFile
 from agents.config import ALGOS, default_config_path, is_off_policy, load_hyperparams, sb3_kwargs
-from benchmarks.timing import interleaved_median_ms
+from benchmarks.timing import interleaved_median_ms, sync
 from envs.ale_vec import AleVecEnv
 from envs.atari import make_atari_vec_env
 from envs.names import resolve_game
@@ -109,12 +109,16 @@ class _Timed:
             "progress": lambda: ProgressFile(Path(self.logdir), steps),
         }
         try:
+            # CUDA runs asynchronously: the last optimizer step of a call would otherwise be
+            # paid for by whichever variant runs next.
+            sync(self.model.device)
             start, before = time.perf_counter(), self.model.num_timesteps
             self.model.learn(
                 steps,
                 callback=[callbacks[name]() for name in self.variant.callbacks],
                 reset_num_timesteps=False,
             )
+            sync(self.model.device)
             return (self.model.num_timesteps - before) / (time.perf_counter() - start)
         finally:
             torch.set_num_threads(threads)

@@ -115,11 +115,14 @@ def select_device(name: str, tf32: bool = False) -> torch.device:
 
 def device_record(device: torch.device) -> dict[str, Any]:
     """What a run records of the device it used: the resolved name (cpu, cuda:0), the GPU or
-    CPU model, the CUDA and cuDNN versions, TF32 and whether cuDNN ran deterministic."""
+    CPU model, the GPU's compute capability (sm_XY), the CUDA and cuDNN versions, TF32 and
+    whether cuDNN ran deterministic (None where they do not apply)."""
     cuda = device.type == "cuda"
+    capability = torch.cuda.get_device_capability(device) if cuda else None
     return {
         "device": str(device),
         "device_model": _model(device),
+        "capability": f"sm_{capability[0]}{capability[1]}" if capability else None,
         "cuda": torch.version.cuda if cuda else None,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "tf32": tf32_enabled() if cuda else False,
@@ -143,12 +146,20 @@ def _model(device: torch.device) -> str:
 
 def describe_device(device: torch.device) -> str:
     """A human name for the machine behind `device`, for result pages: the CPU model and torch's
-    threads, or the GPU model with CUDA, cuDNN, TF32 and determinism."""
+    threads, or `describe_record` of the GPU."""
     if device.type != "cuda":
         return f"{_model(device)}, {torch.get_num_threads()} torch threads"
-    r = device_record(device)
+    return describe_record(device_record(device))
+
+
+def describe_record(r: dict[str, Any]) -> str:
+    """One line for a `device_record`: "<CPU model> (cpu)", or the GPU model with its device,
+    capability, CUDA, cuDNN, TF32 and determinism."""
+    if r.get("cuda") is None:
+        return f"{r['device_model']} ({r['device']})"
+    on = {True: "on", False: "off"}
     return (
-        f"{r['device_model']} ({r['device']}), CUDA {r['cuda']}, cuDNN {r['cudnn']}, "
-        f"TF32 {'on' if r['tf32'] else 'off'}, cuDNN deterministic "
-        f"{'on' if r['cudnn_deterministic'] else 'off'}"
+        f"{r['device_model']} ({r['device']}, {r['capability']}), CUDA {r['cuda']}, cuDNN "
+        f"{r['cudnn']}, TF32 {on[bool(r['tf32'])]}, cuDNN deterministic "
+        f"{on[bool(r['cudnn_deterministic'])]}"
     )

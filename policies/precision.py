@@ -62,15 +62,46 @@ def _bf16_forward(forward: Callable[[torch.Tensor], torch.Tensor]):
 
 def bf16_note(device: torch.device) -> str | None:
     """One line when `device` has no bf16 units (bf16 then runs emulated, usually slower than
-    fp32); None when it has them."""
+    fp32); None when it has them. Asks `device` itself, not the current CUDA device."""
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported(including_emulation=False):
+        if cuda_bf16_native(device):
             return None
-        name = torch.cuda.get_device_name(device)
-        return f"note: {name} has no bf16 units; bf16 is likely slower there"
+        index = _cuda_index(device)
+        major, minor = torch.cuda.get_device_capability(index)
+        name = torch.cuda.get_device_name(index)
+        return (
+            f"note: {name} (cuda:{index}, sm_{major}{minor}) has no bf16 units (compute "
+            "capability below 8.0); bf16 is likely slower there"
+        )
     if cpu_bf16_units():
         return None
     return "note: this CPU has no bf16 units (no AVX512-BF16 or AMX); bf16 is likely slower here"
+
+
+def bf16_support(device: torch.device) -> str:
+    """The bf16 support of `device` for result pages: the CPU's bf16 units, or whether the GPU
+    has native bf16 (compute capability 8.0 or later)."""
+    if device.type == "cuda":
+        index = _cuda_index(device)
+        major, minor = torch.cuda.get_device_capability(index)
+        native = "native" if cuda_bf16_native(device) else "emulated"
+        return f"GPU bf16: {native} (cuda:{index}, sm_{major}{minor})"
+    return f"CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none (bf16 is emulated)'}"
+
+
+def cuda_bf16_native(device: torch.device) -> bool:
+    """Whether the CUDA device `device` (not the current one) computes bf16 natively: compute
+    capability 8.0 (Ampere) or later; ROCm GPUs that torch runs all do."""
+    # torch.cuda.is_bf16_supported() would answer for the current device, which need not be
+    # the one a run was given (cuda:1 while cuda:0 is current).
+    if torch.version.hip:
+        return True
+    return torch.cuda.get_device_capability(_cuda_index(device))[0] >= 8
+
+
+def _cuda_index(device: torch.device) -> int:
+    """The index of a CUDA device; a bare `cuda` means the current device, as torch reads it."""
+    return torch.cuda.current_device() if device.index is None else device.index
 
 
 def cpu_bf16_units() -> list[str]:

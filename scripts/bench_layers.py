@@ -89,13 +89,14 @@ def main() -> int:
     from tqdm import tqdm
 
     from benchmarks.layers import MODES, combine, markdown_table
-    from common.devices import resolve_device
+    from common.devices import select_device
     from common.results import write_benchmark
 
     if args.threads:
         torch.set_num_threads(args.threads)  # here for the page's machine line; each repeat too
-    device = resolve_device(args.device)
-    job = (str(device), args.rounds, args.iters, args.seed, args.threads)
+    # TF32 here for the page's machine line; each repeat's fresh process sets it again.
+    device = select_device(args.device, args.tf32)
+    job = (str(device), args.rounds, args.iters, args.seed, args.threads, args.tf32)
     # maxtasksperchild=1: every repeat gets a process of its own.
     context = multiprocessing.get_context("spawn")
     with context.Pool(1, maxtasksperchild=1) as pool:

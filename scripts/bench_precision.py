@@ -30,10 +30,9 @@ class PrecisionArgs:
 def main() -> int:
     args = settings_from(PrecisionArgs, settings_parser(PrecisionArgs, __doc__).parse_args())
     from analysis.report import compare_runs
-    from benchmarks.precision import markdown, pair_precisions, verdict
+    from benchmarks.precision import markdown, pair_precisions, trained_on, verdict
     from common.devices import describe_device
     from common.files import atomic_path, atomic_write_text
-    from policies.precision import cpu_bf16_units
     from studies.engine import run_study
     from studies.spec import load_spec, plan_runs
 
@@ -56,21 +55,39 @@ def main() -> int:
         shutil.copyfile(logdir / "comparison" / "comparison.png", tmp)
     import torch
 
-    units = ", ".join(cpu_bf16_units()) or "none"
     page = (
         f"# Learning in fp32 vs bf16: {spec.algos[0].upper()} on {spec.games[0]}\n\n"
         f"Command: `python scripts/bench_precision.py {' '.join(sys.argv[1:])}`\n\n"
         f"- Spec `{args.spec}`: {', '.join(spec.extractors)} extractor, seeds "
         f"{', '.join(map(str, spec.seeds))}, {spec.timesteps:,} agent steps per run, the same "
         "seeds in fp32 and in bf16 (`--precision bf16`: the features extractor under autocast).\n"
-        f"- Machine: {describe_device(torch.device('cpu'))}; CPU bf16 units: {units}; "
-        f"torch {torch.__version__}. Ray ran {spec.cpus_per_run:g} core(s) per run.\n\n"
+        f"- Machine: {describe_device(torch.device('cpu'))}; torch {torch.__version__}. Ray ran "
+        f"{spec.cpus_per_run:g} core(s) and {spec.gpus_per_run:g} GPU(s) per run.\n"
+        f"- Trained on (what the runs recorded): {_devices(trained_on(pairs))}.\n\n"
         f"{markdown(pairs, v)}\n\n![learning curves]({curves.name})\n"
     )
     atomic_write_text(out, page)
     print(markdown(pairs, v))
     print(f"wrote {out}, {curves}")
     return 0
+
+
+def _devices(records: list[dict]) -> str:
+    """Each device the runs trained on (common.devices.describe_record) with its bf16 support:
+    a GPU computes bf16 natively from compute capability 8.0 on; a CPU's bf16 units are read
+    on this machine, where a local study's CPU runs trained."""
+    from common.devices import describe_record
+    from policies.precision import cpu_bf16_units
+
+    parts = []
+    for r in records:
+        if r.get("capability"):  # sm_XY: major X
+            native = int(r["capability"][3:-1]) >= 8
+            support = f"GPU bf16: {'native' if native else 'emulated'}"
+        else:
+            support = f"CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none (bf16 is emulated)'}"
+        parts.append(f"{describe_record(r)}; {support}")
+    return "; ".join(parts) or "not recorded (runs from before train_result.json kept it)"
 
 
 if __name__ == "__main__":

@@ -64,15 +64,15 @@ def main() -> int:
         measure,
         rollout_overlap,
     )
-    from common.devices import resolve_device
+    from common.devices import select_device
     from common.results import write_benchmark
     from envs.names import resolve_game
-    from policies.precision import cpu_bf16_units
+    from policies.precision import bf16_support
 
     resolve_game(args.env)  # a bad name fails before any model is built
-    device = resolve_device(args.device)
-    units = ", ".join(cpu_bf16_units()) or "none (bf16 is emulated)"
-    print(f"CPU bf16 units: {units}")
+    device = select_device(args.device, args.tf32)
+    bf16 = bf16_support(device)  # the bf16 variants run on `device`: its units, not the CPU's
+    print(bf16)
     rows, lever_rows = [], []
     for algo in algos:
         bar = lambda it, algo=algo: tqdm(it, desc=algo, disable=args.no_progress)  # noqa: E731
@@ -112,7 +112,7 @@ def main() -> int:
         table,
         summary,
         rows,
-        note=f"; game {rows[0]['env']}; CPU bf16 units: {units}",
+        note=f"; game {rows[0]['env']}; {bf16}",
     )
     return 0
 

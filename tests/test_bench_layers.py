@@ -20,8 +20,8 @@ def run(*args):
 def test_bench_layers_writes_table_json_and_ratio(tmp_path):
     out = tmp_path / "layers.md"
     proc = run(
-        "--rounds", "1", "--iters", "1", "--repeats", "2", "--device", "cpu", "--no-progress",
-        "--out", str(out),
+        "--rounds", "1", "--iters", "1", "--repeats", "2", "--device", "cpu", "--tf32",
+        "--no-progress", "--out", str(out),
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
@@ -62,6 +62,18 @@ def test_bench_layers_bad_input_exits_2_with_one_line(tmp_path):
     proc = run("--device", "tpu", "--out", str(tmp_path / "x.md"))
     assert proc.returncode == 2 and "'tpu'" in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "x.md").exists()
+
+
+def test_each_repeat_sets_tf32_in_its_own_process(monkeypatch):
+    # A spawned repeat inherits none of the parent's torch settings: time_all sets TF32 itself.
+    import benchmarks.layers
+
+    asked = []
+    monkeypatch.setattr(benchmarks.layers, "set_tf32", asked.append)
+    monkeypatch.setattr(benchmarks.layers, "CASES", ())
+    assert benchmarks.layers.time_all("cpu", 1, 1, 0, 0, True) == []
+    assert benchmarks.layers.time_all("cpu", 1, 1, 0, 0) == []
+    assert asked == [True, False]
 
 
 def test_update_section_keeps_other_devices(tmp_path):

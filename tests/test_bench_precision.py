@@ -35,6 +35,9 @@ def test_bench_precision_pairs_the_seeds_of_both_precisions(capsys, tmp_path):
         "No loss shown" in text or "bf16 learned less" in text
     )
     assert (tmp_path / "precision_curves.png").stat().st_size > 0
+    # The runs' own device records, and that device's bf16 support (here the CPU's units).
+    (trained,) = [line for line in text.splitlines() if line.startswith("- Trained on")]
+    assert "(cpu); CPU bf16 units: " in trained, trained
 
 
 def test_bench_precision_needs_both_precisions(capsys, tmp_path):

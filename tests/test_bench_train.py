@@ -1,8 +1,18 @@
 import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import torch
+
+from benchmarks.timing import interleaved_median_ms
 from benchmarks.train import LEVERS, VARIANTS
 from policies.precision import cpu_bf16_units
 from tests.cli import error_lines, run_script
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_bench_train_measures_every_variant_and_lever(capsys, tmp_path):
@@ -64,6 +74,34 @@ def test_bench_train_bad_input(capsys, tmp_path):
 def test_extractor_timing_covers_both_extractors_precisions_and_batches():
     from benchmarks.extractors import measure
 
-    ms = measure(rounds=1, iters=1)
+    ms = measure(rounds=1, iters=1, device="cpu")
     assert len(ms) == 2 * 2 * 3 and all(v > 0 for v in ms.values())
     assert {"conv bf16 b80 fwd+bwd", "coordconv fp32 b16 fwd"} <= set(ms)
+
+
+def test_extractor_timing_cli_takes_device_and_tf32():
+    def run(*args):
+        hidden = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}  # the `cuda` case needs no GPU
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks.extractors", *args],
+            capture_output=True, text=True, cwd=ROOT, env=hidden,
+        )  # fmt: skip
+
+    proc = run("0", "--device", "cpu")
+    assert proc.returncode == 2 and proc.stderr == "error: rounds must be >= 1, got 0\n"
+    proc = run("1", "--device", "cuda")
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --device cuda: no CUDA")
+    proc = run("--help")
+    assert proc.returncode == 0 and "--device" in proc.stdout and "--tf32" in proc.stdout
+
+
+def test_timings_wait_for_cuda_before_each_clock_read(monkeypatch):
+    # No GPU here: a fake synchronize records where the clock is read relative to it.
+    events = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: events.append("sync"))
+    monkeypatch.setattr(time, "perf_counter", lambda: events.append("clock") or 0.0)
+    interleaved_median_ms({"a": lambda: events.append("step")}, torch.device("cuda"), 2, 1, 0)
+    assert events == ["sync", "clock", "step", "sync", "clock"] * 2
+    events.clear()
+    interleaved_median_ms({"a": lambda: events.append("step")}, torch.device("cpu"), 1, 1, 0)
+    assert events == ["clock", "step", "clock"]  # nothing to wait for on the CPU

@@ -13,6 +13,7 @@ import torch
 
 from common.devices import (
     describe_device,
+    describe_record,
     device_record,
     kernels_for,
     resolve_device,
@@ -126,7 +127,8 @@ def test_tf32_is_off_unless_asked_and_recorded(monkeypatch):
         assert record["tf32"] is True and record["cuda"] == "13.0"
         assert record["cudnn_deterministic"] is False
         text = describe_device(torch.device("cuda", 0))
-        assert text.startswith("Emulated GPU (cuda:0), CUDA 13.0") and "TF32 on" in text
+        assert text.startswith("Emulated GPU (cuda:0, sm_90), CUDA 13.0") and "TF32 on" in text
+        assert record["capability"] == "sm_90"
     finally:
         set_tf32(False)
 
@@ -135,6 +137,8 @@ def test_the_cpu_record():
     record = device_record(torch.device("cpu"))
     assert record["device"] == "cpu" and record["device_model"]
     assert (record["cuda"], record["cudnn"], record["tf32"]) == (None, None, False)
+    assert record["capability"] is None
+    assert describe_record(record) == f"{record['device_model']} (cpu)"
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from policies.registry import policy_kwargs_for
 from tests.cli import run_script
 
 TINY = ["--n-envs", "2", "--no-progress", "--eval-freq", "0", "--env", "MsPacman"]
+TINY += ["--device", "cpu"]  # on any machine: the bf16 note below is the CPU's, a GPU's differs
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +109,48 @@ def test_bf16_without_bf16_units_says_so_in_one_line(capsys, tmp_path, monkeypat
     assert r.code == 0 and r.err.count(note) == 1, r.err
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert bf16_note(torch.device("cpu")) is None
+
+
+def fake_gpus(monkeypatch, capabilities):
+    """torch.cuda answering for GPUs of the given compute capabilities, cuda:0 current; the
+    capability and name lookups fail for any index but a known one."""
+    names = {i: f"GPU{i}" for i in range(len(capabilities))}
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i: capabilities[i])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: names[i])
+
+    def current_only(*args, **kwargs):
+        raise AssertionError("asked the current device, not the given one")
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", current_only)
+
+
+def test_bf16_note_asks_the_given_gpu_not_the_current_one(monkeypatch):
+    from policies.precision import bf16_support
+
+    fake_gpus(monkeypatch, [(7, 5), (9, 0)])  # cuda:0 (current) a T4, cuda:1 an H100
+    assert bf16_note(torch.device("cuda", 1)) is None
+    assert bf16_support(torch.device("cuda", 1)) == "GPU bf16: native (cuda:1, sm_90)"
+    note = bf16_note(torch.device("cuda", 0))
+    assert note == (
+        "note: GPU0 (cuda:0, sm_75) has no bf16 units (compute capability below 8.0); "
+        "bf16 is likely slower there"
+    )
+    assert bf16_note(torch.device("cuda")) == note  # a bare `cuda` is the current device
+    assert bf16_support(torch.device("cuda", 0)) == "GPU bf16: emulated (cuda:0, sm_75)"
+    fake_gpus(monkeypatch, [(9, 0), (7, 5)])  # the other way round
+    assert bf16_note(torch.device("cuda", 0)) is None
+    assert bf16_note(torch.device("cuda", 1)).startswith("note: GPU1 (cuda:1, sm_75)")
+    fake_gpus(monkeypatch, [(8, 0)])  # A100: Ampere, the first with bf16 units
+    assert bf16_note(torch.device("cuda", 0)) is None
+
+
+def test_bf16_support_names_the_cpu_units(monkeypatch):
+    from policies.precision import bf16_support
+
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False)
+    assert bf16_support(torch.device("cpu")) == "CPU bf16 units: none (bf16 is emulated)"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert bf16_support(torch.device("cpu")) == "CPU bf16 units: AMX"

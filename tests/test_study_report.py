@@ -218,8 +218,8 @@ def partial(tmp_path_factory):
     _run(root, "SpaceInvaders", "coordconv", 0, 500.0)
     _run(root, "SpaceInvaders", "coordconv", 1, 600.0)
     write_run(root / "Pong" / "a2c_conv_s0", "a2c", "conv", 0, [[(20, 1.0)]], env="Pong", tag="x")
-    gpu = {"device": "cuda:0", "device_model": "NVIDIA H100", "cuda": "13.0", "cudnn": 92400}
-    gpu |= {"tf32": False, "cudnn_deterministic": False}
+    gpu = {"device": "cuda:0", "device_model": "NVIDIA H100", "capability": "sm_90"}
+    gpu |= {"cuda": "13.0", "cudnn": 92400, "tf32": False, "cudnn_deterministic": False}
     for seed in range(3):  # what train_atari.py records in versions.json
         versions = {"torch": "2.14.1", "device": gpu}
         (root / "MsPacman" / f"a2c_conv_s{seed}" / "versions.json").write_text(json.dumps(versions))
@@ -246,7 +246,7 @@ def test_partial_study_reports_what_is_missing(partial):
     assert "within noise" in md and "Pong left out" in md
     assert summary["devices"] == [
         "not recorded (runs from before the device record)",
-        "NVIDIA H100 (cuda:0), CUDA 13.0, cuDNN 92400, TF32 off",
+        "NVIDIA H100 (cuda:0, sm_90), CUDA 13.0, cuDNN 92400, TF32 off, cuDNN deterministic off",
     ]
     assert f"Trained on: {'; '.join(summary['devices'])}." in md
     assert json.loads((root / "report" / "study.json").read_text()) == summary
