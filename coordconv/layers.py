@@ -21,10 +21,23 @@ Two paths, chosen once per layer by a fixed rule, give the same numbers:
   convolution's backward skips its own bias reduction.
 Layers made by `coordconvify` keep the bias in the convolution and skip the pointwise path, so
 that they compute the replaced layer's outputs bit for bit.
-In eval mode under `torch.no_grad` the coordinate term is cached per (spatial shape, device,
-dtype, autocast, the weight's and bias's storage and version): an optimizer step,
-`load_state_dict`, `.to()` or any in-place write changes the version or storage and so the key.
-Writes through `.data` bypass the version counter; call `clear_coordinate_cache()` after them.
+Two things are cached per layer, one entry each, in plain attributes (no global state):
+- the coordinate grid, which no weight enters, per (spatial shape, device, dtype, inference
+  mode, CUDA stream, with_r, coord_range), in every mode. Rebuilt, it costs each forward of a
+  2-D layer 19 small kernels (29 with r), and on a GPU a small layer's step is paced by kernel
+  launches, not arithmetic. Nothing writes to it, so autograd can save the same tensor step
+  after step.
+- in eval mode under `torch.no_grad`, the whole coordinate term, per the grid's key plus
+  autocast and the weight's and bias's storage and version: an optimizer step,
+  `load_state_dict`, `.to()` or any in-place write changes the version or storage and so the
+  key. Writes through `.data` bypass the version counter; call `clear_coordinate_cache()`
+  after them.
+Neither cache serves while a graph is built (scripting, tracing, compiling, exporting): the graph
+computes the grid from its input, so its spatial sizes stay symbolic. Nor during CUDA graph
+capture, whose tensors hold no values until the graph replays, nor for inputs that are tensor
+subclasses (fake tensors); what a `torch.func` transform makes is not kept. The stream is in
+the key because a tensor is safe to read without a sync only on the stream that wrote it.
+Copies and pickles start with both caches empty.
 
 The layers subclass the matching `torch.nn` convolution, so code that finds convolutions by type
 (SB3's orthogonal init, weight-decay filters, fusers) treats them as one. They script with
@@ -85,12 +98,19 @@ class _AddBatchTerm(torch.autograd.Function):
         return grad, torch.mm(ones, grad.reshape(batch, -1)).view((1,) + grad.shape[1:])
 
 
+def _storable(t: Tensor) -> bool:
+    """Whether a tensor the forward made may outlive the call in a cache: a plain tensor, not
+    a fake one or a `torch.func` transform's wrapper (those are valid inside their call only)."""
+    # torch has no public test for a transform's wrapper; torch.func's own code uses this one.
+    return type(t) is Tensor and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+
+
 class _CoordinateLayer:
     """What all six layers share (mixed into the torch convolution): the coordinate settings,
-    the input check, the cached coordinate term and the repr. Plain attributes only, so
+    the input check, the cached coordinate grid and term, and the repr. Plain attributes only, so
     TorchScript can compile them."""
 
-    __jit_ignored_attributes__ = ["_term_cache"]
+    __jit_ignored_attributes__ = ["_term_cache", "_grid_cache"]
 
     def _set_coordinates(
         self, name: str, rank: int, in_channels: int, with_r: bool, coord_range: object
@@ -105,6 +125,7 @@ class _CoordinateLayer:
         self._plain_rounding = False
         self._pointwise = False
         self._term_cache: tuple[tuple, Tensor] | None = None
+        self._grid_cache: tuple[tuple, Tensor] | None = None
 
     def _match_plain_rounding(self) -> None:
         """Round as the plain torch convolution does: the bias added inside the convolution,
@@ -115,19 +136,45 @@ class _CoordinateLayer:
         self._term_cache = None
 
     def clear_coordinate_cache(self) -> None:
-        """Forget the cached coordinate term (needed only after writes through `.data`)."""
+        """Forget the cached coordinate grid and term (needed only after writes through `.data`,
+        or to free their memory)."""
         self._term_cache = None
+        self._grid_cache = None
 
     def __getstate__(self) -> dict:
-        # A pickled or deep-copied layer starts without the cache: it belongs to this storage.
+        # A pickled or deep-copied layer starts without the caches: they belong to this storage.
         state = self.__dict__.copy()
         state["_term_cache"] = None
+        state["_grid_cache"] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
-        # Layers pickled by releases before the flag existed round the faster way.
+        # Layers pickled by releases before the flag existed round the faster way; those pickled
+        # before the grid cache existed start with it empty.
         state.setdefault("_plain_rounding", False)
+        state.setdefault("_grid_cache", None)
         super().__setstate__(state)  # type: ignore[misc]
+
+    @torch.jit.unused
+    def _cache_key(self, x: Tensor) -> tuple | None:
+        """What any cached tensor for input `x` is keyed by, or None where no cache may serve:
+        while a graph is built (tracing, compiling, exporting: it must compute from its input,
+        or its spatial sizes would freeze), during CUDA graph capture, and for tensor subclasses
+        such as fake tensors."""
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return None
+        if torch.compiler.is_exporting() or type(x) is not Tensor:
+            return None
+        stream = None
+        if x.device.type == "cuda":
+            # Kernels captured into a CUDA graph run only when it replays: a tensor made during
+            # capture holds no values yet. A tensor is safe to read, without a sync, only on the
+            # stream that wrote it.
+            if torch.cuda.is_current_stream_capturing():
+                return None
+            stream = torch.cuda.current_stream(x.device).stream_id
+        inference = torch.is_inference_mode_enabled()  # inference tensors cannot join autograd
+        return (tuple(x.shape[2:]), x.device, x.dtype, inference, stream)
 
     def _fixed_term(self, x: Tensor, coord_weight: Tensor, extra: list[int]) -> Tensor:
         """The part of the output that depends on the weights and x's spatial shape only:
@@ -138,19 +185,21 @@ class _CoordinateLayer:
 
     @torch.jit.unused
     def _cached_term(self, x: Tensor, coord_weight: Tensor, extra: list[int]) -> Tensor:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            # A traced, exported or compiled graph must compute the term from its inputs.
+        key = self._cache_key(x)
+        if key is None:
             return self._compute_term(x, coord_weight, extra)  # type: ignore[attr-defined]
         device = x.device.type
         autocast = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else None
-        key: tuple = (tuple(x.shape[2:]), x.device, x.dtype, autocast, tuple(extra))
-        key += (torch.is_inference_mode_enabled(), self._plain_rounding, self._pointwise)
+        key += (autocast, tuple(extra), self._plain_rounding, self._pointwise)
         for p in (self.weight, self.bias):  # type: ignore[attr-defined]
             key += (None,) if p is None else (p.data_ptr(), p._version, p.dtype, p.device)
-        if self._term_cache is None or self._term_cache[0] != key:
+        entry = self._term_cache
+        if entry is None or entry[0] != key:
             term = self._compute_term(x, coord_weight, extra)  # type: ignore[attr-defined]
-            self._term_cache = (key, term)
-        return self._term_cache[1]
+            entry = (key, term)
+            if _storable(term):
+                self._term_cache = entry
+        return entry[1]
 
     def _add_term(self, out: Tensor, term: Tensor) -> Tensor:
         """out + term, in place: the convolution's backward does not need its output, and
@@ -185,10 +234,29 @@ class _CoordinateLayer:
             )
 
     def _coordinates(self, x: Tensor) -> Tensor:
-        """x's coordinate channels as one example, (1, coord_channels, *x's spatial shape)."""
+        """x's coordinate channels as one example, (1, coord_channels, *x's spatial shape),
+        from the cache where one may serve."""
+        if torch.jit.is_scripting():
+            return self._make_coordinates(x)
+        return self._cached_coordinates(x)
+
+    def _make_coordinates(self, x: Tensor) -> Tensor:
         low, high = self.coord_range
         coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)
         return coords.unsqueeze(0)
+
+    @torch.jit.unused
+    def _cached_coordinates(self, x: Tensor) -> Tensor:
+        key = self._cache_key(x)
+        if key is None:
+            return self._make_coordinates(x)
+        key += (self.with_r, self.coord_range)
+        entry = self._grid_cache
+        if entry is None or entry[0] != key:
+            entry = (key, self._make_coordinates(x))
+            if _storable(entry[1]):
+                self._grid_cache = entry
+        return entry[1]
 
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", with_r={self.with_r}"  # type: ignore[misc]

@@ -435,13 +435,14 @@ def test_copies_and_pickles_drop_the_cache():
     x = torch.randn(1, 3, 6, 6)
     with torch.no_grad():
         layer(x)
-    assert layer._term_cache is not None
+    assert layer._term_cache is not None and layer._grid_cache is not None
     twin = copy.deepcopy(layer)
-    assert twin._term_cache is None
+    assert twin._term_cache is None and twin._grid_cache is None
     buffer = io.BytesIO()
     torch.save(layer, buffer)
     buffer.seek(0)
-    assert torch.load(buffer, weights_only=False)._term_cache is None
+    loaded = torch.load(buffer, weights_only=False)
+    assert loaded._term_cache is None and loaded._grid_cache is None
     with torch.no_grad():
         torch.testing.assert_close(twin(x), layer(x))
 
@@ -549,8 +550,177 @@ def test_pickles_keep_the_rounding_flag_and_old_pickles_load():
     # A layer pickled before the flag existed: its state lacks it, and it loads as a fresh one.
     layer = CoordConv2d(3, 4, 3)
     state = layer.__getstate__()
-    del state["_plain_rounding"]
+    del state["_plain_rounding"], state["_grid_cache"]
     old = CoordConv2d.__new__(CoordConv2d)
     old.__setstate__(state)
-    assert old._plain_rounding is False
+    assert old._plain_rounding is False and old._grid_cache is None
     torch.testing.assert_close(old(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+
+
+# The ops that build a coordinate grid (see coordinate_grid); a cached grid runs none of them.
+GRID_OPS = {torch.ops.aten.arange, torch.ops.aten.stack, torch.ops.aten.clamp}
+
+TRAINED = [
+    ("split", lambda: CoordConv2d(3, 4, 3, stride=2, padding=1, with_r=True), SHAPES[2]),
+    ("pointwise", lambda: CoordConv2d(3, 4, 1, coord_range=(0, 1)), SHAPES[2]),
+    ("split-1d", lambda: CoordConv1d(3, 4, 3, padding=1, padding_mode="circular"), SHAPES[1]),
+    ("transpose", lambda: CoordConvTranspose2d(3, 4, 3, stride=2, with_r=True), SHAPES[2]),
+]
+
+
+def _grid_ops(layer: nn.Module, x: torch.Tensor) -> list:
+    """The grid-building ops one training step (forward and backward) of `layer` runs."""
+    with _AtenCalls() as mode:
+        layer(x).square().sum().backward()
+    return [f for f, _ in mode.calls if f.overloadpacket in GRID_OPS]
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), TRAINED, ids=[c[0] for c in TRAINED])
+def test_training_steps_build_the_grid_once_per_shape_and_dtype(name, make, shape):
+    torch.manual_seed(16)
+    layer = make().train()
+    x = torch.randn(2, 3, *shape)
+    assert _grid_ops(layer, x)  # the first step builds it
+    grid = layer._grid_cache[1]
+    assert _grid_ops(layer, x) == [] and _grid_ops(layer, x[:1]) == []  # any batch size
+    assert layer._grid_cache[1] is grid
+    other = torch.randn(2, 3, *(n + 1 for n in shape))
+    assert _grid_ops(layer, other) and layer._grid_cache[1].shape[2:] == other.shape[2:]
+    assert _grid_ops(layer, x)  # one entry: back to the first shape builds it again
+    layer.double()
+    assert _grid_ops(layer, x.double()) and layer._grid_cache[1].dtype == torch.float64
+    layer.eval()  # eval with grad takes the training path, and the same grid
+    assert _grid_ops(layer, x.double()) == []
+    assert set(layer.state_dict()) == set(dict(layer.named_parameters()))
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), TRAINED, ids=[c[0] for c in TRAINED])
+def test_cached_grid_steps_are_bit_identical_and_match_concat_reference(name, make, shape):
+    torch.manual_seed(17)
+    layer = make().train()
+    if isinstance(layer, nn.ConvTranspose2d):
+        reference = lambda x: reference_conv_transpose(layer, x, layer.output_padding)  # noqa: E731
+    else:
+        reference = lambda x: reference_conv(layer, x)  # noqa: E731
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    x = torch.randn(3, 3, *shape, requires_grad=True)
+    layer(x)  # the steps below all use the cached grid
+    for _ in range(3):
+        runs = []
+        for fresh in (False, True):
+            if fresh:
+                layer.clear_coordinate_cache()  # the grid made anew, as before the cache
+            out = layer(x)
+            grads = torch.autograd.grad(out.square().sum(), (x, *layer.parameters()))
+            runs.append((out.detach(), *grads))
+        for cached, fresh in zip(*runs, strict=True):
+            assert torch.equal(cached, fresh)
+        want = reference(x)
+        wanted = torch.autograd.grad(want.square().sum(), (x, *layer.parameters()))
+        for got, w in zip(runs[0], (want.detach(), *wanted), strict=True):
+            torch.testing.assert_close(got, w, rtol=1e-4, atol=1e-5)
+        optimizer.zero_grad()
+        layer(x).square().mean().backward()  # mean: steps small enough not to diverge
+        optimizer.step()
+
+
+def test_grid_made_under_inference_mode_is_not_reused_by_training():
+    torch.manual_seed(18)
+    layer = CoordConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 7, 6)
+    with torch.inference_mode():
+        layer(x)
+    assert layer._grid_cache[1].is_inference()
+    layer(x).sum().backward()  # an inference tensor saved for backward would raise here
+    assert not layer._grid_cache[1].is_inference()
+    torch.testing.assert_close(layer(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+def test_grid_cached_in_eager_steps_leaves_graphs_dynamic(train):
+    """Export, tracing and torch.compile of a layer whose grid is cached at one size still
+    compute each size's grid, and neither leaves a graph-time tensor in the cache."""
+    import warnings
+
+    torch.manual_seed(19)
+    layer = CoordConv2d(3, 4, 3, stride=2, padding=1, with_r=True).train(train)
+    first, second = torch.randn(2, 3, 9, 13), torch.randn(3, 3, 6, 11)
+    dims = {"x": {k: torch.export.Dim.DYNAMIC for k in (0, 2, 3)}}
+    torch.export.export(layer, (first,), dynamic_shapes=dims)
+    assert layer._grid_cache is None  # a cold cache stays cold: nothing fake is kept
+    layer(first).sum().backward()
+    grid = layer._grid_cache[1]
+    program = torch.export.export(layer, (first,), dynamic_shapes=dims)
+    (placeholder,) = [n for n in program.graph.nodes if n.op == "placeholder" and n.name == "x"]
+    assert all(isinstance(n, torch.SymInt) for n in placeholder.meta["val"].shape[2:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape arithmetic
+        traced = torch.jit.trace(layer, (first,), check_trace=False)
+    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True, dynamic=True)
+    for x in (first, second):
+        want = reference_conv(layer, x)
+        for run in (program.module(), traced, compiled):
+            torch.testing.assert_close(run(x), want, rtol=1e-5, atol=1e-5)
+    assert layer._grid_cache[1] is grid and type(grid) is torch.Tensor
+
+
+def test_fake_tensors_and_func_transforms_leave_the_cache_alone():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    torch.manual_seed(20)
+    layer = CoordConv2d(3, 4, 3, padding=1)
+    x = torch.randn(2, 3, 7, 6)
+    # What torch.func.grad makes inside its call is a wrapper of that call: not kept.
+    got = torch.func.grad(lambda t: layer(t).square().sum())(x)
+    assert layer._grid_cache is None
+    want = torch.func.grad(lambda t: reference_conv(layer, t).square().sum())(x)
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    layer(x)
+    grid = layer._grid_cache[1]
+    torch.testing.assert_close(  # a plain cached grid serves inside the transform
+        torch.func.grad(lambda t: layer(t).square().sum())(x), want, rtol=1e-4, atol=1e-5
+    )
+    # Shape inference on fake tensors, at another size: no fake grid is kept.
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        fake = mode.from_tensor(torch.randn(2, 3, 5, 9))
+        assert layer(fake).shape == (2, 4, 5, 9)
+    assert layer._grid_cache[1] is grid
+    torch.testing.assert_close(layer(x), reference_conv(layer, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_grid_is_kept_per_stream_and_never_from_graph_capture():
+    torch.manual_seed(21)
+    device = torch.device("cuda")
+    layer = CoordConv2d(3, 4, 3, padding=1, with_r=True, device=device)
+    x = torch.randn(2, 3, 7, 6, device=device)
+    want = reference_conv(layer, x)
+    tol = dict(rtol=2e-3, atol=2e-3)  # cuDNN may take TF32 for float32 convolutions
+    layer(x).sum().backward()
+    grid = layer._grid_cache[1]
+    assert grid.device == x.device and torch.equal(grid, layer._make_coordinates(x))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        torch.testing.assert_close(layer(x), want, **tol)
+        assert layer._grid_cache[1] is not grid  # made anew for, and on, the side stream
+    torch.cuda.current_stream().wait_stream(side)
+    layer.eval()
+    layer.clear_coordinate_cache()
+    static = x.clone()
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad():
+        with torch.cuda.stream(side):  # warm-up before capture, as CUDA graphs ask
+            layer(static)
+        torch.cuda.current_stream().wait_stream(side)
+        layer.clear_coordinate_cache()
+        with torch.cuda.graph(graph):
+            out = layer(static)
+    assert layer._grid_cache is None and layer._term_cache is None  # nothing from the capture
+    static.copy_(x)
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, want, **tol)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), want, **tol)
