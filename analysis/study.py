@@ -37,6 +37,13 @@ tell kinds apart appended where labels would clash). Definitions:
 - Sample efficiency: each run's curve smoothed and interpolated onto one step grid (``seed_curves``
   over all the kind's runs: from their smallest first step to their smallest last step),
   human-normalised, then the IQM across runs x games at each step, with a bootstrap band.
+
+Where the runs stand (``run_progress``, the report's "Runs" table), per game and run kind (the
+run folder's name without its seed): finished (train_result.json says finished at the run's
+total), running (its progress.json, or else its newest file, changed in the last
+RUNNING_WINDOW_S seconds), stopped (a folder otherwise: interrupted, diverged or its worker
+gone; the next study command resumes it) and to do (planned by the spec, no folder yet; known
+only when the planned runs are given, as study.py gives them).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.run_dir import RESULT_NAME, load_run_config
 from analysis.groups import _settings_key, group_labels, group_runs
 from analysis.report import (
     DEFAULT_SMOOTH,
@@ -146,6 +155,18 @@ MIN_FINAL_GAMES = 3
 UNFINISHED_FRACTION = 1 - FINAL_FRACTION
 
 
+# agents.callbacks.ProgressFile.NAME (not imported: that module needs SB3 and torch).
+PROGRESS_NAME = "progress.json"
+
+
+# A training run rewrites its progress.json every few seconds; an evaluation of a few full games
+# pauses that for a minute or two. Ten quiet minutes: the run is not training.
+RUNNING_WINDOW_S = 600
+
+
+RUN_STATES = ("finished", "running", "stopped", "to do")
+
+
 @dataclass(frozen=True)
 class StudyReport:
     """What `study_report` produced: the JSON summary, the markdown tables, the files written."""
@@ -172,13 +193,16 @@ def study_report(
     progress: bool = True,
     smooth: float = DEFAULT_SMOOTH,
     reps: int = BOOTSTRAP_REPS,
+    planned: Mapping[Path, int] | None = None,
 ) -> StudyReport:
     """Report on every game under `logdir` (LOGDIR/<Game>/<run>/) on `tag`; write study.md,
     study.json, study_profiles.png, study_sample_efficiency.png and curves_<Game>.png into `out`.
 
     `out` defaults to `logdir/report`. `smooth` is the curves' trailing window in agent steps (0:
     none): it changes the pictures and the sample-efficiency numbers, never a final return.
-    `reps` is the number of bootstrap resamples. A partial study (unfinished or missing runs,
+    `reps` is the number of bootstrap resamples. `planned` maps each run folder the study
+    plans to its total agent steps: then the "Runs" table counts the runs still to do (see
+    `run_progress`). A partial study (unfinished or missing runs,
     games without a baseline) gives a report that says what is missing. Raises UsageError,
     before any output folder is made, for a missing `logdir`, one without runs, run folders
     directly under it, two game folders of one game, or two runs with one seed in a group.
@@ -191,6 +215,7 @@ def study_report(
     out_dir = Path(out) if out is not None else logdir / "report"
     games, skipped = _read_games(logdir, out_dir, tag, progress)
     summary = _summarize_study(logdir, tag, games, skipped, smooth, reps)
+    summary["runs"] = run_progress(logdir, planned, exclude=out_dir)
     table = markdown_tables(summary)
     out_dir.mkdir(parents=True, exist_ok=True)
     md_name, json_name, profiles_name, efficiency_name = OUTPUT_NAMES
@@ -666,10 +691,134 @@ def _steps_range(lo: int, hi: int) -> str:
     return f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
 
 
+RUN_STATE_DEFINITION = (
+    "finished: train_result.json says finished at the run's total; running: its progress.json "
+    f"(or else its newest file) changed in the last {RUNNING_WINDOW_S // 60} minutes; stopped: "
+    "a run folder otherwise (interrupted, diverged or its worker gone; the next study command "
+    "resumes it); to do: planned by the spec, no folder yet"
+)
+
+
+def run_progress(
+    logdir: str | os.PathLike,
+    planned: Mapping[Path, int] | None = None,
+    exclude: str | os.PathLike | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Where each run of a study stands, and the counts per game and run kind (its folder's name
+    without the seed): finished, running, stopped, to do (see RUN_STATE_DEFINITION).
+
+    `planned` maps the study's run folders (LOGDIR/<Game>/<run>) to their total agent steps;
+    without it every run folder under `logdir` (but `exclude`, the report's folder) is counted
+    at its config's total, and how many are to do is unknown (None). `now` is the time the
+    states are judged at (default: now). Reads the folders, never writes.
+    """
+    logdir = Path(logdir)
+    now = time.time() if now is None else now
+    if planned is None:
+        skip = None if exclude is None else Path(exclude).resolve()
+        games = [
+            p
+            for p in sorted(logdir.iterdir())
+            if p.is_dir() and not p.name.startswith(".") and p.resolve() != skip
+        ]
+        found = {d: _config_total(d) for g in games for d in find_run_dirs(g) if d != g}
+    else:
+        found = dict(planned)
+    runs = []
+    for run_dir, total in found.items():
+        run_dir = Path(run_dir)
+        state, steps = _run_state(run_dir, total, now)
+        runs.append(
+            {
+                "run": f"{run_dir.parent.name}/{run_dir.name}",
+                "game": run_dir.parent.name,
+                "kind": re.sub(r"_s\d+(_\d+)?$", "", run_dir.name),
+                "state": state,
+                "steps": steps,
+                "total": total,
+            }
+        )
+    counts: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in runs:
+        entry = counts.setdefault(
+            (r["game"], r["kind"]),
+            {"game": r["game"], "kind": r["kind"], "runs": 0}
+            | {s.replace(" ", "_"): 0 for s in RUN_STATES},
+        )
+        entry["runs"] += 1
+        entry[r["state"].replace(" ", "_")] += 1
+    groups = [counts[key] for key in sorted(counts)]
+    if planned is None:
+        for g in groups:
+            g["to_do"] = None
+    return {
+        "definition": RUN_STATE_DEFINITION,
+        "running_window_s": RUNNING_WINDOW_S,
+        "planned": planned is not None,
+        "groups": groups,
+        "runs": runs,
+    }
+
+
+def _config_total(run_dir: Path) -> int | None:
+    try:
+        return int(load_run_config(run_dir / CONFIG_NAME)["hyperparams"]["n_timesteps"])
+    except (UsageError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _run_state(run_dir: Path, total: int | None, now: float) -> tuple[str, int]:
+    """One run's state and the agent steps it last reported (see RUN_STATE_DEFINITION)."""
+    if not run_dir.is_dir():
+        return "to do", 0
+    result = _read_json(run_dir / RESULT_NAME)
+    progress = _read_json(run_dir / PROGRESS_NAME)
+    done = int(result.get("timesteps") or 0)
+    steps = max(done, int(progress.get("steps") or 0))
+    if result.get("status") == "finished" and (total is None or done >= total):
+        return "finished", done
+    last = progress.get("time")
+    if not isinstance(last, int | float):
+        stamps = [p.stat().st_mtime for p in run_dir.rglob("*") if p.is_file()]
+        last = max(stamps, default=run_dir.stat().st_mtime)
+    return ("running" if now - last <= RUNNING_WINDOW_S else "stopped"), steps
+
+
+def run_progress_table(progress: dict[str, Any]) -> str:
+    """`run_progress` as a markdown table: a row per game and run kind, and a total row."""
+    header = ["game", "run kind (folder name without seed)", "runs", *RUN_STATES]
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    keys = ["runs", *(s.replace(" ", "_") for s in RUN_STATES)]
+    total = dict.fromkeys(keys, 0)
+    for g in progress["groups"]:
+        cells = [_escape(g["game"]), _escape(g["kind"])]
+        for key in keys:
+            value = g[key]
+            cells.append("-" if value is None else str(value))
+            total[key] = None if value is None or total[key] is None else total[key] + value
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["all", ""] + ["-" if total[k] is None else str(total[k]) for k in keys]
+    lines.append("| " + " | ".join(f"**{c}**" if c else c for c in cells) + " |")
+    if not progress["planned"]:
+        lines.append("\nTo do: unknown without the study's spec (`study.py SPEC --report` has it).")
+    return "\n".join(lines)
+
+
 def markdown_tables(summary: dict[str, Any]) -> str:
     """Per game one table (a row per group) and its notes; then the human-normalised aggregates
     per kind and the probabilities of improvement."""
     parts = []
+    if "runs" in summary:
+        parts.append("### Runs\n\n" + run_progress_table(summary["runs"]))
     for game in summary["games"]:
         parts.append(f"### {game['env']}\n\n{_game_table(game)}")
         if game["notes"]:
@@ -797,6 +946,7 @@ def markdown_report(summary: dict[str, Any], table: str, smooth: float = DEFAULT
         "resamples both sides' runs within each game; a CI that includes 0.5 is within noise.\n"
         "- Performance profile: the fraction of runs x games whose human-normalised final "
         "return exceeds tau, with a bootstrap band.\n"
+        f"- Runs: {RUN_STATE_DEFINITION}.\n"
         "- Sample efficiency: each run's curve "
         f"{smoothing}, interpolated onto one grid of 100 agent steps per group (up to its "
         "shortest run's last point), human-normalised; the IQM across runs x games at each step "

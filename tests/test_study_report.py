@@ -1,5 +1,6 @@
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -286,3 +287,148 @@ def test_bad_logdir_is_one_line_usage_error(tmp_path, case):
         study_report(logdir, progress=False)
     assert "\n" not in str(err.value) and str(logdir) in str(err.value)
     assert not (logdir / "report").exists()
+
+
+# Where the runs of a half-done study stand: finished, running, stopped, to do.
+NOW = time.time()  # the time the states are judged at, seconds after it
+
+
+def _progress(run_dir, steps, seconds_ago):
+    """progress.json as agents.callbacks.ProgressFile writes it, last updated `seconds_ago`."""
+    record = {"steps": steps, "total": 120, "steps_per_s": 10.0, "last_return": None}
+    (run_dir / "progress.json").write_text(json.dumps(record | {"time": NOW - seconds_ago}))
+
+
+def _result(run_dir, status, timesteps):
+    record = {"status": status, "timesteps": timesteps, "trained_timesteps": timesteps}
+    (run_dir / "train_result.json").write_text(json.dumps(record | {"seconds": 1.0}))
+
+
+@pytest.fixture(scope="module")
+def half_done(tmp_path_factory):
+    """MsPacman: conv s0 finished, s1 running (updated 20 s ago), s2 to do; coordconv s0
+    stopped (interrupted an hour ago), s1 finished at 120 but planned for 240 and silent for an
+    hour (its budget grew: stopped), s2 to do. Breakout: conv s0 running, with no progress.json
+    yet (its files are new), s1 to do."""
+    root = tmp_path_factory.mktemp("half")
+    ms, br = root / "MsPacman", root / "Breakout"
+    _run(root, "MsPacman", "conv", 0, 100.0)
+    _result(ms / "a2c_conv_s0", "finished", 120)
+    _run(root, "MsPacman", "conv", 1, 200.0, steps=[20, 40, 60])
+    _progress(ms / "a2c_conv_s1", 60, 20)
+    _run(root, "MsPacman", "coordconv", 0, 150.0, steps=[20, 40])
+    _result(ms / "a2c_coordconv_s0", "interrupted", 40)
+    _progress(ms / "a2c_coordconv_s0", 40, 3600)
+    _run(root, "MsPacman", "coordconv", 1, 250.0)
+    _result(ms / "a2c_coordconv_s1", "finished", 120)
+    _progress(ms / "a2c_coordconv_s1", 120, 3600)
+    _run(root, "Breakout", "conv", 0, 5.0)
+    planned = {ms / f"a2c_{e}_s{s}": 120 for e in ("conv", "coordconv") for s in range(3)}
+    planned[ms / "a2c_coordconv_s1"] = 240
+    planned |= {br / "a2c_conv_s0": 120, br / "a2c_conv_s1": 120}
+    return root, planned
+
+
+def _counts(progress):
+    return {
+        (g["game"], g["kind"]): (g["runs"], g["finished"], g["running"], g["stopped"], g["to_do"])
+        for g in progress["groups"]
+    }
+
+
+def test_run_progress_counts_finished_running_stopped_and_to_do(half_done):
+    from analysis.study import RUNNING_WINDOW_S, run_progress
+
+    root, planned = half_done
+    progress = run_progress(root, planned, now=NOW + 5)
+    # Breakout's run has no progress.json: its files, written just now, tell.
+    assert _counts(progress)[("Breakout", "a2c_conv")] == (2, 0, 1, 0, 1)
+    later = run_progress(root, planned, now=time.time() + RUNNING_WINDOW_S + 60)
+    assert _counts(later)[("Breakout", "a2c_conv")] == (2, 0, 0, 1, 1)
+    assert _counts(progress)[("MsPacman", "a2c_conv")] == (3, 1, 1, 0, 1)
+    assert _counts(progress)[("MsPacman", "a2c_coordconv")] == (3, 0, 0, 2, 1)
+    states = {r["run"]: (r["state"], r["steps"], r["total"]) for r in progress["runs"]}
+    assert states["MsPacman/a2c_conv_s1"] == ("running", 60, 120)
+    assert states["MsPacman/a2c_coordconv_s1"] == ("stopped", 120, 240)
+    assert states["MsPacman/a2c_conv_s2"] == ("to do", 0, 120)
+    # Without the plan: only the folders, at their configs' totals; to do unknown.
+    found = run_progress(root, now=NOW + 5)
+    assert _counts(found)[("MsPacman", "a2c_coordconv")] == (2, 1, 0, 1, None)
+    assert not found["planned"] and "MsPacman/a2c_conv_s2" not in json.dumps(found["runs"])
+
+
+def test_report_of_a_partial_study_has_the_runs_table(half_done):
+    root, planned = half_done
+    report = study_report(root, progress=False, smooth=0, reps=REPS, planned=planned)
+    runs = report.summary["runs"]
+    assert runs["planned"] and len(runs["runs"]) == 8
+    table = report.table.split("### Runs\n\n")[1].split("###")[0]
+    assert "| game | run kind (folder name without seed) | runs | finished | running | stopped" in (
+        table
+    )
+    row = next(r for r in table.splitlines() if r.startswith("| MsPacman | a2c_conv |"))
+    assert [c.strip() for c in row.split("|")[1:-1]] == ["MsPacman", "a2c_conv", "3", "1", "1",
+                                                          "0", "1"]  # fmt: skip
+    total = next(r for r in table.splitlines() if r.startswith("| **all**"))
+    assert [c.strip() for c in total.split("|")[1:-1]][2] == "**8**"
+    md = (root / "report" / "study.md").read_text()
+    assert "### Runs" in md and "to do: planned by the spec, no folder yet" in md
+    assert json.loads((root / "report" / "study.json").read_text())["runs"] == runs
+    # Without the plan the report still counts its folders, and says to do is unknown.
+    alone = study_report(root, out=root / "alone", progress=False, smooth=0, reps=REPS)
+    assert alone.summary["runs"]["groups"][0]["to_do"] is None
+    assert "To do: unknown without the study's spec" in alone.table
+
+
+def test_study_report_cli_counts_planned_runs(capsys, half_done, tmp_path):
+    import yaml
+
+    from tests.cli import run_script
+
+    root, _ = half_done
+    spec = {
+        "games": ["MsPacman", "Breakout"], "algos": ["a2c"], "extractors": ["conv", "coordconv"],
+        "with_r": [False], "seeds": [0, 1, 2], "timesteps": 120, "set": [], "eval_freq": 0,
+        "cpus_per_run": 1, "gpus_per_run": 0,
+    }  # fmt: skip
+    path = tmp_path / "half.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    r = run_script(capsys, "study.py", path, "--logdir", root, "--report", "--no-progress")
+    assert r.code == 0, r.err
+    rows = {
+        tuple(c.strip() for c in line.split("|")[1:3]): [c.strip() for c in line.split("|")[3:-1]]
+        for line in r.out.split("### Runs")[1].split("###")[0].splitlines()
+        if line.startswith("| ") and not line.startswith("| game")
+    }
+    # Breakout's coordconv runs and seed 2 are planned and have no folder: to do.
+    assert rows[("Breakout", "a2c_coordconv")] == ["3", "0", "0", "0", "3"]
+    assert rows[("Breakout", "a2c_conv")][0] == "3" and rows[("Breakout", "a2c_conv")][4] == "2"
+    assert rows[("MsPacman", "a2c_conv")][:2] == ["3", "1"]
+    assert not (root / "Breakout" / "a2c_coordconv_s0").exists()
+
+
+def test_progress_file_name_is_the_trainers():
+    from agents.callbacks import ProgressFile
+    from analysis.study import PROGRESS_NAME
+
+    assert PROGRESS_NAME == ProgressFile.NAME
+
+
+def test_report_before_any_full_game_still_counts_the_runs(capsys, tmp_path):
+    import yaml
+
+    from tests.cli import error_lines, run_script
+
+    spec = {
+        "games": ["Pong"], "algos": ["a2c"], "extractors": ["conv"], "with_r": [False],
+        "seeds": [0, 1], "timesteps": 120, "set": [], "eval_freq": 0, "cpus_per_run": 1,
+        "gpus_per_run": 0,
+    }  # fmt: skip
+    path = tmp_path / "early.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    logdir = tmp_path / "runs"
+    write_run(logdir / "Pong" / "a2c_conv_s0", "a2c", "conv", 0, [[(20, 1.0)]], env="Pong", tag="x")
+    r = run_script(capsys, "study.py", path, "--logdir", logdir, "--report", "--no-progress")
+    assert r.code == 2 and len(error_lines(r.err)) == 1 and "could be read" in r.err
+    row = next(line for line in r.out.splitlines() if line.startswith("| Pong | a2c_conv |"))
+    assert [c.strip() for c in row.split("|")[3:-1]] == ["2", "0", "1", "0", "1"]
