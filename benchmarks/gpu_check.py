@@ -646,20 +646,26 @@ def export_a2c_onnx(ctx: Context) -> tuple[bool, str]:
     return out.is_file() and bool(line), line or "no onnxruntime check in the output"
 
 
+def _resume_on_cpu(ctx: Context, run_dir: Path, total: int) -> tuple[CliRun, dict, str, str]:
+    """train_atari.py --resume RUN_DIR to `total` steps on the CPU, in a process that sees no
+    GPU: the run, its train_result.json, its finished line and any device mismatch."""
+    run = cli_without_cuda(
+        "train_atari.py", "--resume", run_dir, "--timesteps", total, "--device", "cpu",
+        "--no-progress", timeout=ctx.budget.timeout,
+    )  # fmt: skip
+    if run.code != 0:
+        return run, {}, "", ""
+    result = _read_json(run_dir / "train_result.json")
+    return run, result, _finished(run), _device_check(ctx, result, "cpu")
+
+
 def resume_a2c_on_cpu(ctx: Context) -> tuple[bool, str]:
     """train_atari.py --resume on the CPU, in a process that sees no GPU."""
     b = ctx.budget
     total = b.a2c_steps + b.a2c_resume_steps
-    run_dir = ctx.runs["a2c"]
-    run = cli_without_cuda(
-        "train_atari.py", "--resume", run_dir, "--timesteps", total, "--device", "cpu",
-        "--no-progress", timeout=b.timeout,
-    )  # fmt: skip
+    run, result, line, where = _resume_on_cpu(ctx, ctx.runs["a2c"], total)
     if run.code != 0:
         return False, run.failure()
-    result = _read_json(run_dir / "train_result.json")
-    where = _device_check(ctx, result, "cpu")
-    line = _finished(run)
     ok = line.startswith(f"finished: {total} steps ({b.a2c_resume_steps} since the resume)")
     return ok and not where, f"CUDA hidden: {line}{_on(result)}" + (f"; {where}" if where else "")
 
@@ -725,16 +731,10 @@ def resume_dqn_on_cpu(ctx: Context) -> tuple[bool, str]:
     b = ctx.budget
     total = b.dqn_steps + b.dqn_resume_steps
     run_dir = ctx.runs["dqn"]
-    run = cli_without_cuda(
-        "train_atari.py", "--resume", run_dir, "--timesteps", total, "--device", "cpu",
-        "--no-progress", timeout=b.timeout,
-    )  # fmt: skip
+    run, result, line, where = _resume_on_cpu(ctx, run_dir, total)
     if run.code != 0:
         return False, run.failure()
     resumed = _line(run.err, "resumed with the saved replay buffer")
-    line = _finished(run)
-    result = _read_json(run_dir / "train_result.json")
-    where = _device_check(ctx, result, "cpu")
     ok = (
         f"{b.dqn_steps} transitions" in resumed
         and line.startswith(f"finished: {total} steps")
