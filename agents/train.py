@@ -7,6 +7,7 @@ import inspect
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -380,8 +381,12 @@ def _set_precision(model: BaseAlgorithm, precision: str) -> None:
         print(note, file=sys.stderr)
 
 
-def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
-    """Start a new run in logdir/<Game>/<run name>/ and train it."""
+def train_atari(
+    s: TrainSettings, argv: list[str], started: Callable[[Path], None] | None = None
+) -> TrainResult:
+    """Start a new run in logdir/<Game>/<run name>/ and train it. `started(run_dir)` is called
+    once the folder holds its metadata, before training (the study engine records there which
+    Ray node trains it)."""
     config = resolve_config(s)
     device = select_device(s.device, s.tf32)
     config["device"] = str(device)  # the device it resolved to, not `auto`
@@ -391,6 +396,8 @@ def train_atari(s: TrainSettings, argv: list[str]) -> TrainResult:
     run_dir = create_run_dir(s.logdir, config["env"], name)
     try:
         write_run_metadata(run_dir, config, argv, device)
+        if started is not None:
+            started(run_dir)
         env, eval_env = _envs(config, run_dir, s.seed)
         model = _build_model(config, env, str(device))
         _set_precision(model, s.precision)

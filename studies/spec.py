@@ -20,6 +20,11 @@ train_atari.py's --save-replay-buffer, for the dqn and qrdqn runs: a preempted o
 with its buffer, 2.82 GB on disk per run; default false) and `tf32` (true or false, as
 train_atari.py's --tf32, for runs that land on a GPU; default false). The runs are the product
 of the lists; conv with with_r true is no model and is left out of the product.
+
+A run's device follows its resources: `gpus_per_run: 0` trains on the CPU (never on a GPU that
+Ray did not give it), more trains on `cuda`, the GPU Ray gives the task (Ray sets
+CUDA_VISIBLE_DEVICES to it, so cuda means cuda:0 there). A run trains on one device, so
+`gpus_per_run` is at most 1.
 """
 
 from __future__ import annotations
@@ -134,7 +139,7 @@ def load_spec(path: str | Path) -> StudySpec:
         set=tuple(data["set"]),
         eval_freq=_number(path, data, "eval_freq", int, 0),
         cpus_per_run=_number(path, data, "cpus_per_run", float, 0, positive=True),
-        gpus_per_run=_number(path, data, "gpus_per_run", float, 0),
+        gpus_per_run=_gpus_per_run(path, data),
         checkpoint_freq=_number(
             path,
             {"checkpoint_freq": max(MIN_CHECKPOINT_FREQ, timesteps // 10), **data},
@@ -146,6 +151,16 @@ def load_spec(path: str | Path) -> StudySpec:
         save_replay_buffer=_flag(path, data, "save_replay_buffer"),
         tf32=_flag(path, data, "tf32"),
     )
+
+
+def _gpus_per_run(path: Path, data: dict[str, Any]) -> float:
+    gpus = _number(path, data, "gpus_per_run", float, 0)
+    if gpus > 1:  # SB3 trains on one device: a second GPU would sit idle, held by the run
+        raise UsageError(
+            f"gpus_per_run in study spec {path} must be at most 1 (a run trains on one GPU; "
+            f"0.25 shares one between four runs), got {data['gpus_per_run']!r}"
+        )
+    return gpus
 
 
 def _flag(path: Path, data: dict[str, Any], key: str) -> bool:
@@ -177,6 +192,13 @@ def _number(
     return kind(value)
 
 
+def run_device(spec: StudySpec) -> str:
+    """The device a run of the study trains on: `cuda` (the GPU Ray gives its task) when it
+    asks for a GPU, else `cpu`, so that a CPU run on a GPU node stays off the GPUs Ray gives
+    other runs."""
+    return "cuda" if spec.gpus_per_run > 0 else "cpu"
+
+
 def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
     """The study's runs, each checked as train_atari.py checks its flags (bad `set` values,
     ...), in an order that keeps partial results paired: seed by seed, game by game."""
@@ -201,6 +223,7 @@ def plan_runs(spec: StudySpec, logdir: str | Path) -> list[PlannedRun]:
             eval_freq=spec.eval_freq,
             checkpoint_freq=spec.checkpoint_freq,
             num_threads=max(1, int(spec.cpus_per_run)),
+            device=run_device(spec),
             save_replay_buffer=spec.save_replay_buffer and is_off_policy(algo),
             tf32=spec.tf32,
             progress=False,
