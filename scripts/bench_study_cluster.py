@@ -1,7 +1,7 @@
 """A tiny Atari study on a Ray cluster of this machine's nodes (a head without CPUs, two 1-CPU
 workers) with one worker lost between its run's first and second checkpoints, against the same
 study on one node (a local Ray over this machine's cores) and on the cluster with no loss: wall
-times and the lost node's timeline. Updates docs/results/study_scale_cluster.md (harness:
+times and the lost node's timeline. Updates its section of docs/results/study_scale.md (harness:
 benchmarks/study_cluster.py).
 """
 
@@ -14,7 +14,10 @@ from pathlib import Path
 
 from common.errors import ArgumentParser, UsageError, run_cli
 
-PREAMBLE = """# A study at cluster scale: a lost node
+PREAMBLE = """# Studies at cluster scale: the plan, and a lost node
+
+What atari9 costs, from `scripts/study.py configs/studies/atari9.yaml --dry-run` (its section
+below is written by hand from that command's output), and what losing a node costs a study.
 
 `scripts/bench_study_cluster.py` runs one tiny study in four setups, one after another (a
 round; the next round goes in the opposite order), each in a fresh folder and each as a user
@@ -31,6 +34,9 @@ cluster's own start is not counted, a local Ray's is.
 """
 
 
+PART = "A lost node"
+
+
 def main() -> int:
     p = ArgumentParser(description=__doc__)
     p.add_argument("--timesteps", type=int, default=2000, help="agent steps per run (2000)")
@@ -44,7 +50,7 @@ def main() -> int:
     )
     p.add_argument("--rounds", type=int, default=2, help="studies of each setup (2)")
     p.add_argument("--timeout", type=float, default=900, help="seconds a study may take")
-    p.add_argument("--out", default="docs/results/study_scale_cluster.md", help="markdown")
+    p.add_argument("--out", default="docs/results/study_scale.md", help="markdown to update")
     args = p.parse_args()
     if min(args.timesteps, args.checkpoint_freq, args.seeds, args.rounds) < 1:
         raise UsageError("--timesteps, --checkpoint-freq, --seeds and --rounds must be >= 1")
@@ -81,7 +87,7 @@ def main() -> int:
     note = f"; 1-minute load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
     write_benchmark(
         args.out, PREAMBLE, torch.device("cpu"), "scripts/bench_study_cluster.py", sys.argv[1:],
-        table, summary, rows, note=note,
+        table, summary, rows, note=note, part=PART, tag="cluster", order=(PART,),
     )  # fmt: skip
     return 0
 
