@@ -93,17 +93,18 @@ def kernels_for(major: int, minor: int, arch_list: list[str]) -> bool:
 
 
 def set_tf32(enabled: bool) -> None:
-    """Allow (or forbid) TF32 for CUDA fp32 convolutions (cuDNN) and matrix products, for this
-    process. torch's newer per-backend API, not the legacy `allow_tf32` flags: mixing the two
-    makes torch raise when the legacy ones are read."""
-    precision = "tf32" if enabled else "ieee"
-    torch.backends.cudnn.conv.fp32_precision = precision
-    torch.backends.cuda.matmul.fp32_precision = precision
+    """Allow (or forbid) TF32 for CUDA fp32 convolutions (cuDNN's convolutions and RNNs alike)
+    and matrix products, for this process."""
+    # The `allow_tf32` flags, not torch's newer per-operator `fp32_precision`: torch's own code
+    # (torch.export's cuDNN guard) reads the old flag, which raises once the new API has set
+    # cuDNN's convolutions and RNNs apart; the old flag sets both.
+    torch.backends.cudnn.allow_tf32 = enabled
+    torch.backends.cuda.matmul.allow_tf32 = enabled
 
 
 def tf32_enabled() -> bool:
     """Whether CUDA fp32 convolutions run in TF32 now (cuDNN's default, unless `set_tf32`)."""
-    return torch.backends.cudnn.conv.fp32_precision == "tf32"
+    return bool(torch.backends.cudnn.allow_tf32)
 
 
 def select_device(name: str, tf32: bool = False) -> torch.device:

@@ -116,10 +116,11 @@ def test_tf32_is_off_unless_asked_and_recorded(monkeypatch):
     try:
         select_device("cpu")
         assert not tf32_enabled()
-        assert torch.backends.cudnn.conv.fp32_precision == "ieee"
-        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+        assert not torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.set_flags(False)  # torch.export's guard reads the flags: no raise
+        torch.backends.cudnn.set_flags(True)
         set_tf32(True)
-        assert tf32_enabled() and torch.backends.cuda.matmul.fp32_precision == "tf32"
+        assert tf32_enabled() and torch.backends.cuda.matmul.allow_tf32
         emulate_gpus(monkeypatch)
         monkeypatch.setattr(torch.version, "cuda", "13.0")
         record = device_record(torch.device("cuda", 0))
