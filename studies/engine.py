@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -41,6 +42,7 @@ from common.errors import UsageError
 from common.files import atomic_write_json
 from studies.spec import PlannedRun, StudySpec
 
+_FIT_SLACK = 1e-9  # 1 / 0.25 GPU is 4 runs even where the division rounds just below
 MAX_RETRIES = 3  # attempts Ray makes after a worker or node dies, per run
 POLL_SECONDS = 2.0
 ATTEMPTS_NAME = "ray_attempts.json"  # in each run folder: the Ray attempts that trained it
@@ -260,9 +262,19 @@ def node_resources() -> list[dict[str, float]]:
     return [dict(n.get("Resources", {})) for n in ray.nodes() if n.get("Alive")]
 
 
+def node_capacity(node_cpus: float, node_gpus: float, cpus: float, gpus: float) -> int:
+    """How many runs asking for `cpus` and `gpus` a node of `node_cpus` and `node_gpus` holds
+    at once: the fewest over the resources a run asks for (the rule the check before a study
+    and its --dry-run plan share)."""
+    fit = [math.floor(node_cpus / cpus + _FIT_SLACK)]
+    if gpus > 0:
+        fit.append(math.floor(node_gpus / gpus + _FIT_SLACK))
+    return max(min(fit), 0)
+
+
 def fits(resources: dict[str, float], cpus: float, gpus: float) -> bool:
     """Whether a node with `resources` can host a run asking for `cpus` and `gpus`."""
-    return resources.get("CPU", 0) >= cpus and resources.get("GPU", 0) >= gpus
+    return node_capacity(resources.get("CPU", 0), resources.get("GPU", 0), cpus, gpus) >= 1
 
 
 def describe_nodes(nodes: list[dict[str, float]]) -> str:

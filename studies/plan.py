@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import math
 import os
 import re
 import time
@@ -35,7 +34,7 @@ from typing import Any
 from stable_baselines3.common.callbacks import BaseCallback
 
 from common.errors import UsageError
-from studies.engine import run_state
+from studies.engine import node_capacity, run_state
 from studies.spec import PlannedRun, StudySpec
 
 # The probe times whole collect-and-train cycles after a warm-up (first rollouts, the kernels'
@@ -48,7 +47,6 @@ PROBE_SECONDS = 30.0
 # its steps past learning_starts, and RL Zoo's 100,000 transitions would take 2.82 GB here.
 PROBE_OFF_POLICY_SETS = ("learning_starts=0", "buffer_size=10000")
 TRAIN_SPEED_JSON = Path(__file__).resolve().parent.parent / "docs/results/train_speed_cpu.json"
-_FIT_SLACK = 1e-9  # 1 / 0.25 GPU is 4 runs even where the division rounds just below
 
 
 @dataclass(frozen=True)
@@ -162,11 +160,8 @@ def gpu_hours(steps_left: int, run_steps_per_s: float, gpus_per_run: float) -> f
 
 
 def runs_per_node(node: Node, cpus_per_run: float, gpus_per_run: float) -> int:
-    """How many runs fit on `node` at once: the fewest over the resources a run asks for."""
-    fits = [math.floor(node.cpus / cpus_per_run + _FIT_SLACK)]
-    if gpus_per_run > 0:
-        fits.append(math.floor(node.gpus / gpus_per_run + _FIT_SLACK))
-    return max(min(fits), 0)
+    """How many runs fit on `node` at once (studies.engine.node_capacity)."""
+    return node_capacity(node.cpus, node.gpus, cpus_per_run, gpus_per_run)
 
 
 def runs_at_once(nodes: Sequence[Node], cpus_per_run: float, gpus_per_run: float) -> int:
