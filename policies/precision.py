@@ -96,7 +96,13 @@ def cuda_bf16_native(device: torch.device) -> bool:
     # the one a run was given (cuda:1 while cuda:0 is current).
     if torch.version.hip:
         return True
-    return torch.cuda.get_device_capability(_cuda_index(device))[0] >= 8
+    return bf16_native_major(torch.cuda.get_device_capability(_cuda_index(device))[0])
+
+
+def bf16_native_major(major: int) -> bool:
+    """Whether NVIDIA GPUs of compute capability major `major` compute bf16 natively (Ampere,
+    8.x, and later)."""
+    return major >= 8
 
 
 def _cuda_index(device: torch.device) -> int:

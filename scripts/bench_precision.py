@@ -77,12 +77,12 @@ def _devices(records: list[dict]) -> str:
     a GPU computes bf16 natively from compute capability 8.0 on; a CPU's bf16 units are read
     on this machine, where a local study's CPU runs trained."""
     from common.devices import describe_record
-    from policies.precision import cpu_bf16_units
+    from policies.precision import bf16_native_major, cpu_bf16_units
 
     parts = []
     for r in records:
         if r.get("capability"):  # sm_XY: major X
-            native = int(r["capability"][3:-1]) >= 8
+            native = bf16_native_major(int(r["capability"][3:-1]))
             support = f"GPU bf16: {'native' if native else 'emulated'}"
         else:
             support = f"CPU bf16 units: {', '.join(cpu_bf16_units()) or 'none (bf16 is emulated)'}"
