@@ -16,6 +16,12 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.checkpoints import checkpoint_path, save_model_atomic, save_replay_buffer_atomic
 from common.files import atomic_write_json
+from coordconv import coordinate_layers, coordinate_share
+
+# Frames of the evaluation games the coordinate share is measured on: every STRIDE-th agent step,
+# at most MAX of them (a single forward of the policy on a batch that size: a few milliseconds).
+SHARE_FRAME_STRIDE = 8
+SHARE_MAX_FRAMES = 256
 
 
 class NonFiniteError(RuntimeError):
@@ -134,6 +140,11 @@ class Evaluator(_EveryNSteps):
     can stall, e.g. never press FIRE, or replay one game); `deterministic=True` plays greedily.
     Logs eval/mean_reward and eval/mean_ep_length, appends to evaluations.json and keeps
     best_model.zip, all written atomically (SB3's EvalCallback writes its files in place).
+
+    A policy with CoordConv layers also gets, per layer, its coordinate share and the norm of
+    its coordinate weights against its image weights (coordconv.coordinate_share) on frames of
+    the evaluation games, logged as coords/<layer>/share and coords/<layer>/weight_ratio and kept
+    in evaluations.json (`coordinates`, with the seconds the measure took).
     """
 
     def __init__(
@@ -149,31 +160,53 @@ class Evaluator(_EveryNSteps):
         self.best = max((e["mean_reward"] for e in self.history), default=-math.inf)
 
     def _fire(self) -> None:
+        frames: list[np.ndarray] = []
+        calls = [0]
+
+        def keep_frames(local: dict, _: dict) -> None:
+            # SB3 calls this once per sub-env per step, with the frame the action was chosen on.
+            calls[0] += 1
+            if calls[0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
+                frames.append(local["observations"][local["i"]])
+
         rewards, lengths = evaluate_policy(
             self.model,
             self.eval_env,
             self.episodes,
             deterministic=self.deterministic,
             return_episode_rewards=True,
+            callback=keep_frames if coordinate_layers(self.model.policy) else None,
         )
         mean = float(np.mean(rewards))
         self.logger.record("eval/mean_reward", mean)
         self.logger.record("eval/mean_ep_length", float(np.mean(lengths)))
+        entry = {
+            "timesteps": self.num_timesteps,
+            "deterministic": self.deterministic,
+            "mean_reward": mean,
+            "std_reward": float(np.std(rewards)),
+            "episode_rewards": [float(r) for r in rewards],
+            "episode_lengths": [int(n) for n in lengths],
+        }
+        if frames:
+            entry["coordinates"] = self._coordinate_share(np.stack(frames))
         self.logger.dump(self.num_timesteps)  # as EvalCallback: eval points land at their step
-        self.history.append(
-            {
-                "timesteps": self.num_timesteps,
-                "deterministic": self.deterministic,
-                "mean_reward": mean,
-                "std_reward": float(np.std(rewards)),
-                "episode_rewards": [float(r) for r in rewards],
-                "episode_lengths": [int(n) for n in lengths],
-            }
-        )
+        self.history.append(entry)
         atomic_write_json(self.run_dir / "evaluations.json", self.history)
         if mean > self.best:
             self.best = mean
             save_model_atomic(self.model, self.run_dir / "best_model.zip")
+
+    def _coordinate_share(self, frames: np.ndarray) -> dict:
+        """Each CoordConv layer's coordinate share on `frames`, logged and returned."""
+        start = time.perf_counter()
+        policy = self.model.policy
+        obs, _ = policy.obs_to_tensor(frames)
+        layers = coordinate_share(policy, obs)
+        for name, stats in layers.items():
+            self.logger.record(f"coords/{name}/share", stats["share"])
+            self.logger.record(f"coords/{name}/weight_ratio", stats["weight_ratio"])
+        return {"frames": len(frames), "seconds": time.perf_counter() - start, "layers": layers}
 
 
 class NonFiniteGuard(BaseCallback):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.utils import set_random_seed
 
 from agents.checkpoints import model_path
 from agents.config import ALGOS
@@ -18,9 +20,12 @@ from common.cli import DEVICE_HELP, option
 from common.devices import device_record, resolve_device, set_tf32
 from common.errors import UsageError, check_choice
 from common.files import atomic_path, atomic_write_json
+from coordconv import coordinate_layers, coordinates
+from coordconv.reliance import COORDINATE_MODES
 from envs.atari import make_atari_vec_env
 from policies.precision import PRECISIONS, set_precision
 
+AS_TRAINED = COORDINATE_MODES[0]
 VIDEO_FPS = 60  # the Atari's own frame rate: every emulator frame is kept
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
@@ -84,10 +89,50 @@ class EvaluateSettings:
     precision: str | None = option(
         None, f"{' or '.join(PRECISIONS)} play (default: the precision the run trained in)"
     )
+    coords: str = option(
+        AS_TRAINED,
+        f"what the CoordConv layers see as coordinates: {', '.join(COORDINATE_MODES)}, or a "
+        "comma list such as zero,flip (zero: none, flip: mirrored); each ablation plays the same "
+        "games as the as-trained agent, and the paired score changes go to RUN_DIR/reliance.json",
+    )
+
+
+def coordinate_modes(text: str) -> list[str]:
+    """The modes a --coords value asks for, as-trained first and each once; UsageError naming
+    an unknown one."""
+    modes = [m.strip() for m in text.split(",")]
+    for mode in modes:
+        check_choice("--coords", mode, COORDINATE_MODES)
+    return [AS_TRAINED] + [m for m in dict.fromkeys(modes) if m != AS_TRAINED]
+
+
+def play_games(
+    model: Any, env: Any, episodes: int, seed: int, deterministic: bool
+) -> tuple[np.ndarray, list[int]]:
+    """Full-game scores and lengths of `episodes` games of one env. Game i starts from env seed
+    seed + i with the global RNGs (sampled actions) seeded seed + i, so two agents, or one agent
+    under two coordinate modes, play game i from the same start with the same random draws:
+    their scores pair by game."""
+    rewards, lengths = [], []
+    for game in range(episodes):
+        set_random_seed(seed + game, using_cuda=model.device.type == "cuda")
+        env.seed(seed + game)
+        r, n = evaluate_policy(
+            model, env, 1, deterministic=deterministic, return_episode_rewards=True
+        )
+        rewards += r
+        lengths += n
+    return np.asarray(rewards, dtype=float), [int(n) for n in lengths]
 
 
 def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
-    """Play `s.episodes` full games with a run's saved agent; write RUN_DIR/eval.json."""
+    """Play `s.episodes` full games with a run's saved agent; write RUN_DIR/eval.json.
+
+    With coordinate ablations in `s.coords`, the same games are played again under each (see
+    `coordconv.coordinates`), and the result's `coords` holds every mode's scores, as-trained
+    first; eval.json's top-level scores are the as-trained agent's. UsageError for a model
+    without CoordConv layers, before any game."""
+    modes = coordinate_modes(s.coords)
     if s.episodes < 1:
         raise UsageError(f"--episodes must be >= 1, got {s.episodes}")
     # Checked before any game is played; write_video trusts it.
@@ -120,15 +165,22 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
     except Exception as err:  # a zip that SB3 cannot read is a user's bad file
         env.close()
         raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+    if len(modes) > 1 and not coordinate_layers(model.policy):
+        env.close()
+        raise UsageError(
+            f"--coords {s.coords}: {run_dir} ({config['extractor']} extractor) has no CoordConv "
+            "layer, so no coordinates to ablate"
+        )
     set_precision(model.policy, precision)
     start = time.time()
+    plays = {}
     try:
-        rewards, lengths = evaluate_policy(
-            model, env, s.episodes, deterministic=s.deterministic, return_episode_rewards=True
-        )
+        for mode in modes:
+            with coordinates(model.policy, mode) if mode != AS_TRAINED else nullcontext():
+                plays[mode] = play_games(model, env, s.episodes, s.seed, s.deterministic)
     finally:
         env.close()
-    rewards = np.asarray(rewards, dtype=float)
+    rewards, lengths = plays[AS_TRAINED]
     result = {
         "run_dir": str(run_dir),
         "model": str(path),
@@ -144,7 +196,15 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         "min_reward": float(rewards.min()),
         "max_reward": float(rewards.max()),
         "episode_rewards": rewards.tolist(),
-        "episode_lengths": [int(n) for n in lengths],
+        "episode_lengths": lengths,
+        "coords": {
+            mode: {
+                "mean_reward": float(r.mean()),
+                "episode_rewards": r.tolist(),
+                "episode_lengths": n,
+            }
+            for mode, (r, n) in plays.items()
+        },
         "seconds": time.time() - start,
         **device_record(torch_device),
     }

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from analysis.groups import LABEL_KEYS, Absent, differing_keys, group_runs, key_values, render_value
+from analysis.reliance import RELIANCE_COLUMN, group_reliance, read_reliance, reliance_cell
 from analysis.runs import DEFAULT_TAG, NOT_GROUPED, Run, load_runs
 from analysis.stats import (
     BOOTSTRAP_REPS,
@@ -161,6 +162,9 @@ def _group_summary(label: str, runs: list[Run], differing: Sequence[str]) -> dic
         "ci95": list(ci) if ci is not None else None,
         "iqm": iqm[0] if iqm is not None else None,
         "iqm_ci95": list(iqm[1]) if iqm is not None else None,
+        "reliance": group_reliance(
+            [read_reliance(r.run_dir) if r.run_dir is not None else None for r in runs]
+        ),
         "runs": [
             {
                 "name": r.name,
@@ -181,9 +185,12 @@ def markdown_table(summary: dict[str, Any]) -> str:
     """
     groups = summary["groups"]
     in_column, by_algo = _split_differences(groups, summary["differing_keys"])
+    reliance = any(g.get("reliance") for g in groups)
     header = ["group", "seeds", "final return mean", "95% CI", "IQM [95% CI]"]
-    header += ["final return per seed"] + (["config"] if in_column else []) + ["runs"]
-    align = ["---", "---:", "---:", "---", "---", "---"] + (["---"] if in_column else []) + ["---"]
+    header += ["final return per seed"] + (["config"] if in_column else [])
+    header += ([RELIANCE_COLUMN] if reliance else []) + ["runs"]
+    align = ["---", "---:", "---:", "---", "---", "---"] + (["---"] if in_column else [])
+    align += (["---"] if reliance else []) + ["---"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for g in groups:
         ci = _fmt_interval(g["ci95"])
@@ -195,6 +202,8 @@ def markdown_table(summary: dict[str, Any]) -> str:
         cells = [_escape(g["label"]), str(g["n_seeds"]), _fmt(g["mean"]), ci, iqm, finals]
         if in_column:
             cells.append(_escape(key_values(g["config"], in_column)))
+        if reliance:
+            cells.append(reliance_cell(g.get("reliance")))
         cells.append(", ".join(_escape(r["name"]) for r in g["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + _differences_line(summary["differing_keys"], by_algo, groups)

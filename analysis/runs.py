@@ -64,7 +64,8 @@ class Point:
 class Run:
     """One run's config and its merged curve for the compared tag.
 
-    `settings` is its group key: the flattened config without NOT_GROUPED (see group_settings).
+    `settings` is its group key: the flattened config without NOT_GROUPED (see group_settings);
+    `run_dir` its folder.
     """
 
     name: str
@@ -72,6 +73,7 @@ class Run:
     steps: np.ndarray
     values: np.ndarray
     settings: Mapping[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
 
 
 def find_run_dirs(root: Path) -> list[Path]:
@@ -194,7 +196,7 @@ def load_runs(root: Path, tag: str, progress: bool = True) -> list[Run]:
             continue
         steps = np.array([p.step for p in points], dtype=np.int64)
         values = np.array([p.value for p in points], dtype=np.float64)
-        runs.append(Run(name, config, steps, values, settings))
+        runs.append(Run(name, config, steps, values, settings, run_dir))
     if not runs:
         raise UsageError(f"no run under {root} logged tag {tag!r}; {_tags_hint(all_tags)}")
     for name in empty:

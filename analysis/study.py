@@ -61,6 +61,7 @@ import numpy as np
 
 from agents.run_dir import RESULT_NAME, load_run_config
 from analysis.groups import _settings_key, group_labels, group_runs
+from analysis.reliance import RELIANCE_COLUMN, reliance_cell
 from analysis.report import (
     DEFAULT_SMOOTH,
     FINAL_RETURN_DEFINITION,
@@ -829,6 +830,7 @@ def markdown_tables(summary: dict[str, Any]) -> str:
 
 
 def _game_table(game: dict[str, Any]) -> str:
+    reliance = any(g.get("reliance") for g in game["groups"])
     header = [
         "group",
         "seeds",
@@ -838,8 +840,9 @@ def _game_table(game: dict[str, Any]) -> str:
         "human-normalised",
         "RL Zoo (10M steps)",
         "agent steps reached",
-    ]
-    lines = ["| " + " | ".join(header) + " |", "|---|---:|---:|---|---|---:|---:|---:|"]
+    ] + ([RELIANCE_COLUMN] if reliance else [])
+    align = "|---|---:|---:|---|---|---:|---:|---:|" + ("---|" if reliance else "")
+    lines = ["| " + " | ".join(header) + " |", align]
     for g in game["groups"]:
         finals = ", ".join(f"s{r['seed']} {_fmt(r['final_return'])}" for r in g["runs"])
         zoo = g["rl_zoo"]
@@ -852,7 +855,7 @@ def _game_table(game: dict[str, Any]) -> str:
             _hns(g["human_normalised_mean"]),
             "-" if zoo is None else f"{_fmt(zoo['mean'])} +- {_fmt(zoo['std'])}",
             _steps_range(*g["steps_reached"]),
-        ]
+        ] + ([reliance_cell(g.get("reliance"))] if reliance else [])
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

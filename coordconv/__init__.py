@@ -12,6 +12,7 @@ from coordconv.layers import (
     CoordConvTranspose2d,
     CoordConvTranspose3d,
 )
+from coordconv.reliance import coordinate_layers, coordinate_share, coordinates
 
 try:
     __version__ = version("coordconv-suite")
@@ -28,4 +29,7 @@ __all__ = [
     "CoordConvTranspose3d",
     "coordconvify",
     "coordinate_channels",
+    "coordinate_layers",
+    "coordinate_share",
+    "coordinates",
 ]

@@ -23,10 +23,10 @@ Layers made by `coordconvify` keep the bias in the convolution and skip the poin
 that they compute the replaced layer's outputs bit for bit.
 Two things are cached per layer, one entry each, in plain attributes (no global state):
 - the coordinate grid, which no weight enters, per (spatial shape, device, dtype, inference
-  mode, CUDA stream, with_r, coord_range), in every mode. Rebuilt, it costs each forward of a
-  2-D layer 19 small kernels (29 with r), and on a GPU a small layer's step is paced by kernel
-  launches, not arithmetic. Nothing writes to it, so autograd can save the same tensor step
-  after step.
+  mode, CUDA stream, coordinate mode, with_r, coord_range), in every mode. Rebuilt, it costs
+  each forward of a 2-D layer 19 small kernels (29 with r), and on a GPU a small layer's step
+  is paced by kernel launches, not arithmetic. Nothing writes to it, so autograd can save the
+  same tensor step after step.
 - in eval mode under `torch.no_grad`, the whole coordinate term, per the grid's key plus
   autocast and the weight's and bias's storage and version: an optimizer step,
   `load_state_dict`, `.to()` or any in-place write changes the version or storage and so the
@@ -38,6 +38,9 @@ capture, whose tensors hold no values until the graph replays, nor for inputs th
 subclasses (fake tensors); what a `torch.func` transform makes is not kept. The stream is in
 the key because a tensor is safe to read without a sync only on the stream that wrote it.
 Copies and pickles start with both caches empty.
+
+`coordconv.coordinates(model, "zero" | "flip")` shows every layer of a model zeroed or mirrored
+coordinates for a while (coordinate ablation); the mode is part of both cache keys.
 
 The layers subclass the matching `torch.nn` convolution, so code that finds convolutions by type
 (SB3's orthogonal init, weight-decay filters, fusers) treats them as one. They script with
@@ -126,6 +129,9 @@ class _CoordinateLayer:
         self._pointwise = False
         self._term_cache: tuple[tuple, Tensor] | None = None
         self._grid_cache: tuple[tuple, Tensor] | None = None
+        # What the layer is shown as its coordinates: set by coordconv.coordinates(), which
+        # see; a str so that TorchScript compiles the layer (scripted layers ignore it).
+        self._coord_mode = "as-trained"
 
     def _match_plain_rounding(self) -> None:
         """Round as the plain torch convolution does: the bias added inside the convolution,
@@ -153,6 +159,7 @@ class _CoordinateLayer:
         # before the grid cache existed start with it empty.
         state.setdefault("_plain_rounding", False)
         state.setdefault("_grid_cache", None)
+        state.setdefault("_coord_mode", "as-trained")
         super().__setstate__(state)  # type: ignore[misc]
 
     @torch.jit.unused
@@ -174,7 +181,7 @@ class _CoordinateLayer:
                 return None
             stream = torch.cuda.current_stream(x.device).stream_id
         inference = torch.is_inference_mode_enabled()  # inference tensors cannot join autograd
-        return (tuple(x.shape[2:]), x.device, x.dtype, inference, stream)
+        return (tuple(x.shape[2:]), x.device, x.dtype, inference, stream, self._coord_mode)
 
     def _fixed_term(self, x: Tensor, coord_weight: Tensor, extra: list[int]) -> Tensor:
         """The part of the output that depends on the weights and x's spatial shape only:
@@ -249,14 +256,58 @@ class _CoordinateLayer:
     def _cached_coordinates(self, x: Tensor) -> Tensor:
         key = self._cache_key(x)
         if key is None:
-            return self._make_coordinates(x)
+            return self._ablated(self._make_coordinates(x))
         key += (self.with_r, self.coord_range)
         entry = self._grid_cache
         if entry is None or entry[0] != key:
-            entry = (key, self._make_coordinates(x))
+            entry = (key, self._ablated(self._make_coordinates(x)))
             if _storable(entry[1]):
                 self._grid_cache = entry
         return entry[1]
+
+    @torch.jit.unused
+    def _ablated(self, coords: Tensor) -> Tensor:
+        """`coords` (1, d, *S) as the current coordinate mode shows them: as they are, zero, or
+        each axis's channel mirrored along its axis (the same values at the mirrored places;
+        r, symmetric under every mirror, stays as it is)."""
+        if self._coord_mode == "zero":
+            return torch.zeros_like(coords)
+        if self._coord_mode == "flip":
+            axes = [coords[:, k].flip(1 + k) for k in range(self._rank)]
+            return torch.stack(axes + [coords[:, k] for k in range(self._rank, coords.shape[1])], 1)
+        return coords
+
+    @torch.jit.unused
+    def coordinate_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The two parts of the layer's output for input `x`, without the bias: the image term
+        (the convolution of x by the image columns of the weight, batch-sized) and the
+        coordinate term (of the coordinates, as the current mode shows them, by the coordinate
+        columns, at batch size 1). Their sum plus the bias is the output."""
+        self._check_input(x)
+        weight = self.weight  # type: ignore[attr-defined]
+        coords = self._coordinates(x)
+        if self._input_axis() == 1:
+            parts = weight.split([self.in_channels, self.coord_channels], 1)
+            conv = self._conv_forward  # type: ignore[attr-defined]
+            return conv(x, parts[0], None), conv(coords, parts[1], None)
+        parts = weight.split([self.in_channels, self.coord_channels], 0)
+        padding = self._output_padding(  # type: ignore[attr-defined]
+            x,
+            None,
+            self.stride,
+            self.padding,
+            self.kernel_size,
+            self._rank,
+            self.dilation,  # type: ignore[attr-defined]
+        )
+        return (
+            self._transpose(x, parts[0], None, padding),  # type: ignore[attr-defined]
+            self._transpose(coords, parts[1], None, padding),  # type: ignore[attr-defined]
+        )
+
+    def _input_axis(self) -> int:
+        """The weight axis that holds the input channels: 1 for convolutions, 0 transposed."""
+        return 0 if self.transposed else 1  # type: ignore[attr-defined]
 
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", with_r={self.with_r}"  # type: ignore[misc]

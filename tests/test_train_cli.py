@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -362,3 +363,70 @@ def test_bad_evaluate_input_exits_2_with_one_line(capsys, tmp_path, two_runs):
         r = run_script(capsys, "evaluate.py", *args)
         lines = error_lines(r.err)
         assert r.code == 2 and len(lines) == 1 and message in lines[0], (args, r.err)
+
+
+def test_evaluations_log_each_coordconv_layers_coordinate_share(two_runs):
+    run = two_runs / "MsPacman" / "a2c_coordconv_s0"
+    history = json.loads((run / "evaluations.json").read_text())
+    tag = "coords/features_extractor.cnn.0/share"
+    assert [e["timesteps"] for e in history] == [s for s in steps_logged(run, tag)[0]]
+    for entry in history:
+        coords = entry["coordinates"]
+        assert 0 < coords["frames"] <= 256 and coords["seconds"] > 0
+        assert list(coords["layers"]) == ["features_extractor.cnn.0"]  # the first conv only
+        stats = coords["layers"]["features_extractor.cnn.0"]
+        assert 0 <= stats["share"] <= 1 and stats["weight_ratio"] > 0  # trained off zero
+    logged = values_logged(run, "coords/features_extractor.cnn.0/weight_ratio")[0]
+    assert logged == pytest.approx(
+        [e["coordinates"]["layers"]["features_extractor.cnn.0"]["weight_ratio"] for e in history]
+    )
+    conv = two_runs / "MsPacman" / "a2c_conv_s0"
+    assert "coordinates" not in json.loads((conv / "evaluations.json").read_text())[0]
+    assert points_logged(conv, tag) == []
+
+
+def test_evaluate_coords_pairs_ablated_games_and_compare_runs_shows_reliance(
+    two_runs, capsys, tmp_path
+):
+    run = two_runs / "MsPacman" / "a2c_coordconv_s0"
+    args = ["--episodes", "2", "--checkpoint", "final"]
+    r = run_script(capsys, "evaluate.py", run, *args, "--coords", "zero,flip")
+    assert r.code == 0, r.err
+    assert "coordinates zero: return" in r.out and "coordinates flip: return" in r.out
+    reliance = json.loads((run / "reliance.json").read_text())
+    base = reliance["as_trained"]["episode_rewards"]
+    assert list(reliance["changes"]) == ["zero", "flip"]
+    for mode, change in reliance["changes"].items():
+        played = reliance["modes"][mode]["episode_rewards"]
+        assert change["per_game"] == pytest.approx(
+            [a - b for a, b in zip(played, base, strict=True)]
+        )
+        assert change["change"] == pytest.approx(np.mean(change["per_game"]))
+        assert change["ci95"][0] <= change["change"] <= change["ci95"][1]
+    # As trained, the same seeds replay the same games: eval.json's scores are reliance's.
+    assert json.loads((run / "eval.json").read_text())["episode_rewards"] == base
+    r = run_script(capsys, "evaluate.py", run, *args)
+    assert r.code == 0 and json.loads((run / "eval.json").read_text())["episode_rewards"] == base
+    r = run_script(capsys, "compare_runs.py", two_runs / "MsPacman", "--out", tmp_path)
+    assert r.code == 0, r.err
+    table = (tmp_path / "comparison.md").read_text()
+    assert "coordinates ablated: score change [95% CI]" in table
+    assert f"zero {reliance['changes']['zero']['change']:+.1f}" in table
+    groups = {
+        g["label"]: g for g in json.loads((tmp_path / "comparison.json").read_text())["groups"]
+    }
+    assert groups["a2c conv"]["reliance"] is None
+    assert groups["a2c coordconv"]["reliance"]["flip"]["runs"] == 1
+
+
+def test_evaluate_coords_rejects_a_conv_agent_and_unknown_modes(two_runs, capsys):
+    conv = two_runs / "MsPacman" / "a2c_conv_s0"
+    cases = [
+        ([conv, "--coords", "zero"], "has no CoordConv layer, so no coordinates to ablate"),
+        ([conv, "--coords", "zero,mirror"], "unknown --coords 'mirror'; valid: as-trained, zero"),
+    ]
+    for args, message in cases:
+        r = run_script(capsys, "evaluate.py", *args, "--episodes", "1", "--checkpoint", "final")
+        lines = error_lines(r.err)
+        assert r.code == 2 and len(lines) == 1 and message in lines[0], (args, r.err)
+    assert not (conv / "reliance.json").exists()
