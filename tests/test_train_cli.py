@@ -430,3 +430,38 @@ def test_evaluate_coords_rejects_a_conv_agent_and_unknown_modes(two_runs, capsys
         lines = error_lines(r.err)
         assert r.code == 2 and len(lines) == 1 and message in lines[0], (args, r.err)
     assert not (conv / "reliance.json").exists()
+
+
+def test_bench_reliance_writes_the_page_from_a_study_folder(two_runs, capsys, tmp_path):
+    out = tmp_path / "coord_reliance.md"
+    out.write_text("# old\n\n## Reading\n\nkept by hand.\n")
+    args = [two_runs, "--episodes", "1", "--out", out, "--no-progress"]
+    r = run_script(capsys, "bench_reliance.py", *args)
+    assert r.code == 0, r.err
+    page = out.read_text()
+    assert "| 0 |" in page and "Paired difference over 1 seed(s)" in page  # conv vs coordconv, s0
+    assert "| a2c_coordconv_s0 | model.zip | 1 |" in page
+    assert page.rstrip().endswith("## Reading\n\nkept by hand.")
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert [row["run"] for row in data["reliance"]] == ["a2c_coordconv_s0"]
+    assert data["share"]["a2c_coordconv_s0"]["source"] == "evaluations.json"
+    assert out.with_name("coord_reliance_share.png").stat().st_size > 1000
+    r = run_script(capsys, "bench_reliance.py", two_runs / "MsPacman" / "a2c_conv_s0")
+    assert r.code == 2 and "no CoordConv runs under" in error_lines(r.err)[0]
+
+
+def test_share_curve_from_checkpoints_has_the_weights_the_evaluations_logged(two_runs, tmp_path):
+    import shutil
+
+    from benchmarks.reliance import share_curve
+
+    run = tmp_path / "a2c_coordconv_s0"
+    shutil.copytree(two_runs / "MsPacman" / "a2c_coordconv_s0", run)
+    history = json.loads((run / "evaluations.json").read_text())
+    logged = [e["coordinates"]["layers"]["features_extractor.cnn.0"] for e in history]
+    (run / "evaluations.json").write_text(json.dumps([{"timesteps": 600}]))  # as before logging
+    points, source = share_curve(run)
+    assert source == "checkpoints" and [p["steps"] for p in points] == [600, 1200]
+    # The checkpoint and the evaluation at a step hold the same weights; frames differ.
+    assert [p["weight_ratio"] for p in points] == pytest.approx([s["weight_ratio"] for s in logged])
+    assert all(0 <= p["share"] <= 1 for p in points)
