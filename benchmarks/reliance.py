@@ -60,15 +60,15 @@ def _first(layers: dict[str, dict[str, float]]) -> dict[str, float]:
     return {"share": stats["share"], "weight_ratio": stats["weight_ratio"]}
 
 
-def _checkpoint_shares(run_dir: Path) -> list[dict[str, Any]]:
+def _eval_frames(run_dir: Path) -> np.ndarray:
+    """Frames of one evaluation game (env seed 0) played by the run's final agent, taken as the
+    Evaluator takes them during training."""
     import torch
     from stable_baselines3.common.evaluation import evaluate_policy
 
-    from coordconv import coordinate_share
     from envs.atari import make_atari_vec_env
 
     config = read_run_config(run_dir)
-    algo = ALGOS[config["algo"]]
     env = make_atari_vec_env(
         config["env"], 1, 0, training=False,
         frame_stack=int(config["hyperparams"].get("frame_stack", 4)),
@@ -79,19 +79,57 @@ def _checkpoint_shares(run_dir: Path) -> list[dict[str, Any]]:
         if local["current_lengths"][0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
             frames.append(local["observations"][0])
 
-    final = algo.load(run_dir / "model.zip", device="cpu")
+    final = ALGOS[config["algo"]].load(run_dir / "model.zip", device="cpu")
     torch.manual_seed(0)
     try:
         evaluate_policy(final, env, 1, return_episode_rewards=True, callback=keep)
     finally:
         env.close()
+    return np.stack(frames)
+
+
+def _checkpoint_shares(run_dir: Path) -> list[dict[str, Any]]:
+    from coordconv import coordinate_share
+
+    frames = _eval_frames(run_dir)
+    algo = ALGOS[read_run_config(run_dir)["algo"]]
     points = []
     for steps, path in sorted(list_checkpoints(run_dir).items()):
         model = algo.load(path, device="cpu")
-        obs, _ = model.policy.obs_to_tensor(np.stack(frames))
         model.policy.set_training_mode(False)
+        obs, _ = model.policy.obs_to_tensor(frames)
         points.append({"steps": steps, **_first(coordinate_share(model.policy, obs))})
     return points
+
+
+def share_cost(run_dir: Path, rounds: int = 7) -> dict[str, Any]:
+    """What the share measure adds to a training run: its median time on one evaluation's frames
+    (as many as the Evaluator keeps) against the training time between two evaluations (the
+    run's eval_freq at its recorded steps/s)."""
+    import json
+    import time
+
+    from coordconv import coordinate_share
+
+    frames = _eval_frames(run_dir)
+    config = read_run_config(run_dir)
+    model = ALGOS[config["algo"]].load(run_dir / "model.zip", device="cpu")
+    model.policy.set_training_mode(False)
+    obs, _ = model.policy.obs_to_tensor(frames)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        coordinate_share(model.policy, obs)
+        times.append(time.perf_counter() - start)
+    rate = json.loads((run_dir / "progress.json").read_text())["steps_per_s"]
+    every = config["eval_freq"]
+    between = every / rate if every and rate else None
+    seconds = float(np.median(times))
+    return {
+        "run": run_dir.name, "frames": len(frames), "seconds": seconds, "eval_freq": every,
+        "steps_per_s": rate, "training_seconds_between": between,
+        "fraction": seconds / between if between else None,
+    }  # fmt: skip
 
 
 def pairs_by_seed(summary: dict[str, Any]) -> list[dict[str, Any]]:
@@ -191,6 +229,7 @@ def markdown(
     rows: list[dict[str, Any]],
     curves: dict[str, tuple[list[dict[str, Any]], str]],
     png: str,
+    cost: dict[str, Any],
 ) -> str:
     """The measured sections of the page."""
     parts = [f"Runs under `{logdir}`, game {game['env']}."]
@@ -236,4 +275,12 @@ def markdown(
     )
     parts.append(share_table(curves))
     parts.append(f"![coordinate share over training]({png})")
+    if cost["fraction"] is not None:
+        parts.append(
+            f"Cost during training (measured here, {cost['run']}): the measure takes "
+            f"{cost['seconds'] * 1000:.0f} ms on {cost['frames']} frames (median of 7), once per "
+            f"evaluation; the run trained {cost['eval_freq']:,} steps between evaluations at "
+            f"{cost['steps_per_s']:.0f} steps/s, {cost['training_seconds_between']:.0f} s: "
+            f"{cost['fraction']:.2%} of its training time."
+        )
     return "\n\n".join(parts) + "\n"

@@ -46,6 +46,7 @@ def main() -> int:
         raise UsageError(f"no CoordConv runs under {logdir}: nothing to ablate")
     rows = page.reliance_rows(runs, args.episodes, args.checkpoint)
     curves = {d.name: page.share_curve(d) for d in runs}
+    cost = page.share_cost(runs[0])
     report = study_report(logdir, progress=args.progress)
     game = report.summary["games"][0]
     pairs = page.pairs_by_seed(game)
@@ -55,7 +56,7 @@ def main() -> int:
     png = page.plot_shares(curves, out.with_name(f"{out.stem}_share.png"))
     command = f"python scripts/bench_reliance.py {' '.join(sys.argv[1:])}"
     machine = describe_device(torch.device("cpu"))
-    body = page.markdown(logdir, game, pairs, verdict, improvements, rows, curves, png.name)
+    body = page.markdown(logdir, game, pairs, verdict, improvements, rows, curves, png.name, cost)
     reading = ""
     if out.exists() and "\n## Reading" in out.read_text():
         reading = "\n## Reading" + out.read_text().split("\n## Reading", 1)[1]
@@ -65,7 +66,7 @@ def main() -> int:
     atomic_write_json(
         out.with_suffix(".json"),
         {"command": command, "machine": machine, "pairs": pairs, "paired": verdict,
-         "improvements": improvements, "reliance": rows,
+         "improvements": improvements, "reliance": rows, "share_cost": cost,
          "share": {run: {"source": s, "points": p} for run, (p, s) in curves.items()}},
     )  # fmt: skip
     print(page.reliance_table(rows))
