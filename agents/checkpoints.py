@@ -9,16 +9,35 @@ import re
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from agents.config import ALGOS
 from common.errors import UsageError
 from common.files import atomic_path
 
 CHECKPOINT_DIR = "checkpoints"
 _CHECKPOINT = re.compile(r"model_(\d+)_steps\.zip")
 _REPLAY_BUFFER_GLOB = "replay_buffer_*_steps.pkl"
+
+
+def load_agent(algo: str, path: Path, **kwargs: Any) -> BaseAlgorithm:
+    """`ALGOS[algo].load(path, **kwargs)`: SB3's load of a saved agent.
+
+    A file SB3 cannot read (not its zip, a missing entry, saved by an incompatible version)
+    raises UsageError naming the file, the error's type and its message, with the error as its
+    cause. Running out of memory is not the file's fault and propagates as it is."""
+    try:
+        return ALGOS[algo].load(path, **kwargs)
+    except (MemoryError, torch.OutOfMemoryError):
+        raise
+    except Exception as err:
+        detail = str(err).strip().splitlines()
+        message = f"{type(err).__name__}: {detail[0]}" if detail else type(err).__name__
+        raise UsageError(f"cannot load model {path}: {message}") from err
 
 
 def save_model_atomic(model: BaseAlgorithm, path: str | Path) -> Path:

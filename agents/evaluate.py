@@ -13,8 +13,7 @@ import numpy as np
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import set_random_seed
 
-from agents.checkpoints import model_path
-from agents.config import ALGOS
+from agents.checkpoints import load_agent, model_path
 from agents.run_dir import read_run_config
 from common.cli import DEVICE_HELP, option
 from common.devices import device_record, resolve_device, set_tf32
@@ -161,10 +160,10 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         inner_wrapper=record if s.video is not None else None,
     )
     try:
-        model = ALGOS[config["algo"]].load(path, device=str(torch_device))
-    except Exception as err:  # a zip that SB3 cannot read is a user's bad file
+        model = load_agent(config["algo"], path, device=str(torch_device))
+    except UsageError:
         env.close()
-        raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+        raise
     if len(modes) > 1 and not coordinate_layers(model.policy):
         env.close()
         raise UsageError(

@@ -28,8 +28,8 @@ from stable_baselines3.common.distributions import CategoricalDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from torch import nn
 
-from agents.checkpoints import model_path
-from agents.config import ALGOS, is_off_policy
+from agents.checkpoints import load_agent, model_path
+from agents.config import is_off_policy
 from agents.run_dir import read_run_config
 from agents.zoo import zoo_entry
 from common.cli import option
@@ -331,10 +331,7 @@ def export_onnx(
     if n_observations < 1:
         raise UsageError(f"--observations must be >= 1, got {n_observations}")
     config, model = run_model(run_dir, checkpoint)
-    try:
-        agent = ALGOS[config["algo"]].load(model, device="cpu")
-    except Exception as err:  # a zip that SB3 cannot read is a user's bad file
-        raise UsageError(f"cannot load model {model}: {type(err).__name__}") from None
+    agent = load_agent(config["algo"], model, device="cpu")
     policy = agent.policy
     if is_off_policy(config["algo"]):  # DQN and QR-DQN: discrete actions by construction
         module, outputs = OnnxQNetwork(policy).eval(), Q_OUTPUTS

@@ -28,6 +28,7 @@ from agents.callbacks import (
 )
 from agents.checkpoints import (
     list_checkpoints,
+    load_agent,
     newest_model,
     replay_buffer_path,
     save_model_atomic,
@@ -479,12 +480,12 @@ def resume_atari(
     seed = resume_seed(config["seed"], steps)
     env, eval_env = _envs(config, run_dir, seed)
     try:
-        model = ALGOS[config["algo"]].load(path, env=env, device=str(torch_device))
-    except Exception as err:  # a zip whose contents SB3 cannot read is a user's bad file
+        model = load_agent(config["algo"], path, env=env, device=str(torch_device))
+    except UsageError:
         for venv in (env, eval_env):
             if venv is not None:
                 venv.close()
-        raise UsageError(f"cannot load model {path}: {type(err).__name__}") from None
+        raise
     # SB3's load re-seeds everything with the run's own seed; a resume needs fresh streams.
     model.set_random_seed(seed)
     if is_off_policy(config["algo"]):

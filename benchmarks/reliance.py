@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from agents.callbacks import SHARE_FRAME_STRIDE, SHARE_MAX_FRAMES
-from agents.checkpoints import list_checkpoints
+from agents.checkpoints import list_checkpoints, load_agent
 from agents.config import ALGOS
 from agents.evaluate import EvaluateSettings
 from agents.run_dir import read_run_config
@@ -79,7 +79,7 @@ def _eval_frames(run_dir: Path) -> np.ndarray:
         if local["current_lengths"][0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
             frames.append(local["observations"][0])
 
-    final = ALGOS[config["algo"]].load(run_dir / "model.zip", device="cpu")
+    final = load_agent(config["algo"], run_dir / "model.zip", device="cpu")
     torch.manual_seed(0)
     try:
         evaluate_policy(final, env, 1, return_episode_rewards=True, callback=keep)
@@ -113,7 +113,7 @@ def share_cost(run_dir: Path, rounds: int = 7) -> dict[str, Any]:
 
     frames = _eval_frames(run_dir)
     config = read_run_config(run_dir)
-    model = ALGOS[config["algo"]].load(run_dir / "model.zip", device="cpu")
+    model = load_agent(config["algo"], run_dir / "model.zip", device="cpu")
     model.policy.set_training_mode(False)
     obs, _ = model.policy.obs_to_tensor(frames)
     times = []

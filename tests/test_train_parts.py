@@ -2,6 +2,7 @@
 
 import json
 import math
+import zipfile
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import FloatSchedule, LinearSchedule
 
 from agents.callbacks import Evaluator, NonFiniteError, NonFiniteGuard
-from agents.checkpoints import newest_model, save_model_atomic, saved_steps
+from agents.checkpoints import load_agent, newest_model, save_model_atomic, saved_steps
 from agents.config import check_hyperparams
 from agents.train import continue_schedules, resume_seed
 from common.errors import UsageError
@@ -172,3 +173,14 @@ def test_newest_model_by_step_count_skips_unreadable_files(model, tmp_path, caps
         newest_model(run)
     with pytest.raises(UsageError, match="unreadable model file"):
         saved_steps(run / "model.zip")
+
+
+def test_load_agent_keeps_the_cause_and_its_message(tmp_path):
+    path = tmp_path / "model.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data", "{not json")
+    with pytest.raises(UsageError) as caught:
+        load_agent("a2c", path)
+    message = str(caught.value)
+    assert message.startswith(f"cannot load model {path}: JSONDecodeError: Expecting property")
+    assert "\n" not in message and isinstance(caught.value.__cause__, ValueError)
