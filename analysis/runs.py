@@ -81,11 +81,6 @@ def find_run_dirs(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob(CONFIG_NAME) if p.is_file())
 
 
-def read_config(path: Path) -> RunConfig:
-    """The identifying keys of one config.yaml; UsageError naming the file if unusable."""
-    return _run_config(load_run_config(path))
-
-
 def _run_config(data: Mapping[str, Any]) -> RunConfig:
     return RunConfig(*(data[k] for k in ("env", "algo", "extractor", "with_r", "seed")))
 

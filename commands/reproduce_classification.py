@@ -4,8 +4,8 @@ variant's paired difference from conv, with Student t 95% intervals, beside the 
 +0.04% top-5 on ImageNet (ResNet-50 with one extra 1x1 CoordConv layer, 5 runs, not
 significant).
 
---budget full: 2 datasets x 3 variants x 5 seeds = 30 runs, 37 minutes measured on the 2-core
-CPU at one torch thread (on a shared CPU set OMP_NUM_THREADS=1); --budget quick: a smoke
+--budget full: 2 datasets x 3 variants x 5 seeds = 30 runs of 2 epochs of 4,000 images (on a
+shared CPU set OMP_NUM_THREADS=1; the page says how long it took); --budget quick: a smoke
 run (2 seeds, 1 epoch of 256 images).
 """
 
@@ -43,11 +43,9 @@ fetched here; real MNIST digits can. Produced by `scripts/reproduce_classificati
 - Training: Adam, cosine-annealed to 0, cross-entropy; the accuracy is that of the last epoch
   on the 1,000 test images. Each difference is paired by seed (variant minus conv); its
   interval is Student t over the seeds, and it reads "within noise" when the interval holds 0.
-- Budgets: full, 2 epochs of the 4,000 training images, 5 seeds, 30 runs: 36.8 minutes
-  measured (78 s a digits run, 69 s a canvas run) at one torch thread (`OMP_NUM_THREADS=1`)
-  while another long job used the 2-core CPU's other core. Two epochs because the canvas models
-  reach 92% test accuracy after the second (15% after the first). quick: a smoke run, 1 epoch
-  of 256.
+- Budgets: full, 2 epochs of the 4,000 training images, 5 seeds, 30 runs. Two epochs because
+  the canvas models reach 92% test accuracy after the second (15% after the first). quick: a
+  smoke run, 1 epoch of 256.
 """
 
 
@@ -55,7 +53,7 @@ def main() -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_reproduce_args(
         p, "docs/results/classification.md", "2 quick, 5 full",
-        "quick (smoke, about a minute) or full (30 runs, about 37 minutes on a 2-core CPU)",
+        "quick (smoke: 2 seeds, 1 epoch of 256 images) or full (30 runs of 2 epochs)",
     )  # fmt: skip
     p.add_argument("--datasets", default="digits,canvas", help="comma list of datasets")
     p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")

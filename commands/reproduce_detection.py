@@ -4,9 +4,8 @@ region-proposal network alone (the experiment behind the paper's number: the rel
 the top-10 NMS proposals, each with CoordConv's relative gain and its 95% interval), or
 --stage full, torchvision's Faster R-CNN (IoU, its gain, mAPs).
 
---budget quick fits in under 20 minutes on a 2-core CPU; --budget full is the release's data
-size (9,000 / 1,000 canvases): for --stage rpn with 3 seeds, 62 minutes measured on a quiet
-2-core CPU (112 minutes while other jobs shared it).
+--budget quick: 1 epoch of 3,000 canvases; --budget full: the release's data size (9,000 /
+1,000 canvases), 4 epochs. docs/results/detection.md says how long each took where measured.
 """
 
 from __future__ import annotations
@@ -41,9 +40,8 @@ IoU matrix), mean_argmax_nms_iou (each proposal's best IoU with a truth, average
 over canvases, and the IoU of the positive boxes sampled in training (last epoch); beside them
 the paper-style mean IoU (each true digit's best IoU with one of its canvas's 5 highest-scoring
 proposals). Gains are paired by seed, with a Student t 95% interval over the per-seed gains.
-Budgets, 3 seeds each: quick, 1 epoch of 3,000 canvases (5 minutes on the 2-core CPU); full,
-4 epochs of the release's 9,000 / 1,000 canvases (62 minutes measured on the quiet 2-core
-CPU, 112 while other jobs shared it). Where torchvision and the release differ,
+Budgets, 3 seeds each: quick, 1 epoch of 3,000 canvases; full, 4 epochs of the release's
+9,000 / 1,000 canvases (the page says how long each took). Where torchvision and the release differ,
 torchvision's way is kept: a sigmoid objectness logit (the release: a 2-way softmax),
 torchvision's losses, boxes matched to truths by their anchors (the release matched
 the moved boxes and left boxes crossing the canvas edge out), the 12 filled with negatives

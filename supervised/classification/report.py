@@ -17,8 +17,8 @@ from supervised.classification.data import DATASETS
 from supervised.classification.models import VARIANTS
 from supervised.classification.trainer import ClassificationSettings, train_classification
 
-# full: 2 datasets x 3 variants x 5 seeds = 30 runs: 36.8 minutes measured at one torch thread
-# on the 2-core CPU beside another long job (78 s a digits run, 69 s a canvas run). Two epochs:
+# full: 2 datasets x 3 variants x 5 seeds = 30 runs (docs/results/classification.md says how
+# long they took). Two epochs:
 # the canvas models are at 15% test accuracy after one epoch of a two-epoch run and at 92% after
 # the second.
 BUDGETS = {

@@ -16,11 +16,9 @@ from common.reproduce import keeping_files, run_models, seed_cell
 from supervised.detection.models import MODELS
 from supervised.detection.trainer import DetectionSettings, train_detection
 
-# full, quick: both models, two seeds, on this 2-core CPU in 13 minutes (measured); full, full:
-# the release's data size. rpn: one canvas a step at 72 (conv) and 60 (coordconv) steps/s on
-# this CPU, an evaluation of 1,000 canvases in 8 s: quick, 3 seeds in about 6 minutes; full, the
-# release's data size, 4 epochs (36,000 steps a run), 3 seeds: 62 minutes measured on the quiet
-# 2-core CPU, 112 while other jobs shared it.
+# full, quick: a CPU-sized canvas set; full, full: the release's data size. rpn, quick: 1 epoch
+# of 3,000 canvases; rpn, full: the release's data size, 4 epochs (36,000 steps a run).
+# docs/results/detection.md says how long each took.
 BUDGETS = {
     "full": {
         "quick": DetectionSettings(epochs=5, train_images=3000, val_images=500),

@@ -16,12 +16,12 @@ from supervised.gan.mode_collapse import collapse_scores
 from supervised.gan.models import MODELS
 from supervised.gan.trainer import GanSettings, check_settings, real_reference, train_gan
 
-# quick: both models, two seeds, on this 2-core CPU in 14 minutes (14.0 measured,
-# docs/results/gan.md): the 3,136 squares for 6 epochs (1,176 steps) with nets at a quarter of
-# the release's width. In CPU trials at this scale the conv GAN drew squares by step
-# 800-1,400, all in one place; the CoordConv GAN (balanced first-layer init,
-# supervised/gan/models.py) drew scattered squares from step 200. full: the release's run,
-# 50,000 clevr images for 50 epochs at the release's width (156,000 steps: a GPU's work).
+# quick: the 3,136 squares for 6 epochs (1,176 steps) with nets at a quarter of the release's
+# width, sized for a CPU (docs/results/gan.md says how long it took). In CPU trials at this
+# scale the conv GAN drew squares by step 800-1,400, all in one place; the CoordConv GAN
+# (balanced first-layer init, supervised/gan/models.py) drew scattered squares from step 200.
+# full: the release's run, 50,000 clevr images for 50 epochs at the release's width (156,000
+# steps: a GPU's work).
 BUDGETS = {
     "quick": GanSettings(data="square", epochs=6, images=3136, width=0.25, eval_samples=1000),
     "full": GanSettings(epochs=50, images=50_000, width=1.0, eval_samples=1000),

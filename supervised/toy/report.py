@@ -12,9 +12,9 @@ from supervised.not_so_clevr import SPLITS
 from supervised.toy.models import MODELS, TASKS
 from supervised.toy.trainer import ToySettings, train_toy
 
-# Most epochs per (task, model). quick: this 2-core CPU in under 15 minutes for one seed, the
-# CoordConv runs stop at their target; full: the release's budgets (a GPU's work), except the
-# CoordConv classifier, whose cosine schedule is set for its 4-epoch default.
+# Most epochs per (task, model). quick: capped for a CPU (docs/results/table1.md says how long
+# it took), the CoordConv runs stop at their target; full: the release's budgets (a GPU's
+# work), except the CoordConv classifier, whose cosine schedule is set for its 4-epoch default.
 BUDGETS: dict[str, dict[tuple[str, str], int]] = {
     "quick": {
         ("classification", "coordconv"): 4,
