@@ -446,6 +446,8 @@ def test_bench_reliance_writes_the_page_from_a_study_folder(two_runs, capsys, tm
     assert [row["run"] for row in data["reliance"]] == ["a2c_coordconv_s0"]
     assert data["share"]["a2c_coordconv_s0"]["source"] == "evaluations.json"
     assert out.with_name("coord_reliance_share.png").stat().st_size > 1000
+    study = (two_runs / "report" / "study.md").read_text()  # the study report's reliance column
+    assert "coordinates ablated: score change [95% CI]" in study
     r = run_script(capsys, "bench_reliance.py", two_runs / "MsPacman" / "a2c_conv_s0")
     assert r.code == 2 and "no CoordConv runs under" in error_lines(r.err)[0]
 
