@@ -28,7 +28,7 @@ def group_runs(runs: Iterable[Run]) -> dict[str, list[Run]]:
     """
     by_key: dict[tuple, list[Run]] = {}
     for run in runs:
-        by_key.setdefault(_settings_key(run.settings), []).append(run)
+        by_key.setdefault(settings_key(run.settings), []).append(run)
     groups = list(by_key.values())
     for group in groups:
         group.sort(key=lambda r: (r.config.seed, r.name))
@@ -107,7 +107,8 @@ def _hashable(value: Any) -> Any:
     return value
 
 
-def _settings_key(settings: Mapping[str, Any]) -> tuple:
+def settings_key(settings: Mapping[str, Any]) -> tuple:
+    """A hashable key of `settings`, equal for settings that are the same config."""
     return tuple(sorted((k, _hashable(v)) for k, v in settings.items()))
 
 

@@ -193,18 +193,18 @@ def markdown_table(summary: dict[str, Any]) -> str:
     align += (["---"] if reliance else []) + ["---"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for g in groups:
-        ci = _fmt_interval(g["ci95"])
+        ci = fmt_interval(g["ci95"])
         if g["iqm"] is None:
             iqm = f"needs {MIN_SEEDS_FOR_IQM} seeds"
         else:
-            iqm = f"{_fmt(g['iqm'])} {_fmt_interval(g['iqm_ci95'])}"
-        finals = ", ".join(f"s{r['seed']} {_fmt(r['final_return'])}" for r in g["runs"])
-        cells = [_escape(g["label"]), str(g["n_seeds"]), _fmt(g["mean"]), ci, iqm, finals]
+            iqm = f"{fmt_number(g['iqm'])} {fmt_interval(g['iqm_ci95'])}"
+        finals = ", ".join(f"s{r['seed']} {fmt_number(r['final_return'])}" for r in g["runs"])
+        cells = [escape_cell(g["label"]), str(g["n_seeds"]), fmt_number(g["mean"]), ci, iqm, finals]
         if in_column:
-            cells.append(_escape(key_values(g["config"], in_column)))
+            cells.append(escape_cell(key_values(g["config"], in_column)))
         if reliance:
             cells.append(reliance_cell(g.get("reliance")))
-        cells.append(", ".join(_escape(r["name"]) for r in g["runs"]))
+        cells.append(", ".join(escape_cell(r["name"]) for r in g["runs"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + _differences_line(summary["differing_keys"], by_algo, groups)
 
@@ -243,7 +243,7 @@ def markdown_report(
 ) -> str:
     """comparison.md: what was compared, how the numbers are defined, the table, the curves."""
     smoothing = (
-        f"each run smoothed by a trailing mean over {_fmt_steps(smooth)} agent steps"
+        f"each run smoothed by a trailing mean over {fmt_steps(smooth)} agent steps"
         if smooth
         else "not smoothed"
     )
@@ -263,21 +263,22 @@ def markdown_report(
     )
 
 
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
     """Two decimals for game scores, significant digits for tiny values (losses, rates)."""
     return f"{x:.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:.3g}"
 
 
-def _fmt_interval(interval: Sequence[float] | None) -> str:
-    return "-" if interval is None else f"[{_fmt(interval[0])}, {_fmt(interval[1])}]"
+def fmt_interval(interval: Sequence[float] | None) -> str:
+    """`[lo, hi]` with `fmt_number`, "-" for no interval."""
+    return "-" if interval is None else f"[{fmt_number(interval[0])}, {fmt_number(interval[1])}]"
 
 
-def _fmt_steps(steps: float) -> str:
+def fmt_steps(steps: float) -> str:
     """100,000 for a whole number of steps, else as given."""
     return f"{int(steps):,}" if float(steps).is_integer() else f"{steps:g}"
 
 
-def _escape(text: str) -> str:
+def escape_cell(text: str) -> str:
     """A pipe inside a cell would split the markdown row."""
     return text.replace("|", "\\|")
 
@@ -309,15 +310,15 @@ def plot_curves(
         seeds = f"{len(runs)} seed" + ("s" if len(runs) != 1 else "")
         ax.plot(grid, mean, color=color, linewidth=2, label=f"{label} ({seeds})")
     ax.set_title(title)
-    note = f"; trailing mean over {_fmt_steps(smooth)} steps" if smooth else ""
+    note = f"; trailing mean over {fmt_steps(smooth)} steps" if smooth else ""
     ax.set_xlabel(STEPS_LABEL + note)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save_png_atomic(fig, path)
+    return save_png_atomic(fig, path)
 
 
-def _save_png_atomic(fig: Any, path: Path) -> Path:
+def save_png_atomic(fig: Any, path: Path) -> Path:
     """Save under a temporary name in the same folder, then rename: never a half-written PNG."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

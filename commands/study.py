@@ -87,7 +87,8 @@ def main() -> int:
     args = settings_from(StudyArgs, settings_parser(StudyArgs, __doc__).parse_args())
     check_args(args)
     # Imported after parsing: --help and flag errors need neither torch nor Ray.
-    from analysis.study import run_progress, run_progress_table, study_report
+    from analysis.run_progress import run_progress, run_progress_table
+    from analysis.study import study_report
     from studies.spec import load_spec, plan_runs
 
     spec = load_spec(args.spec)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from analysis.study import human_normalised, study_report
+from analysis.reference_scores import human_normalised
+from analysis.study import study_report
 from common.errors import UsageError
 from tests.test_compare_runs import write_run
 
@@ -337,7 +338,7 @@ def _counts(progress):
 
 
 def test_run_progress_counts_finished_running_stopped_and_to_do(half_done):
-    from analysis.study import RUNNING_WINDOW_S, run_progress
+    from analysis.run_progress import RUNNING_WINDOW_S, run_progress
 
     root, planned = half_done
     progress = run_progress(root, planned, now=NOW + 5)
@@ -409,7 +410,7 @@ def test_study_report_cli_counts_planned_runs(capsys, half_done, tmp_path):
 
 def test_progress_file_name_is_the_trainers():
     from agents.callbacks import ProgressFile
-    from analysis.study import PROGRESS_NAME
+    from analysis.run_progress import PROGRESS_NAME
 
     assert PROGRESS_NAME == ProgressFile.NAME
 
