@@ -224,3 +224,14 @@ def test_share_leaves_the_rng_and_autocast_dtype_alone():
     assert stats["share"] == pytest.approx(fp32["share"], rel=0.05)  # measured in float32
     with pytest.raises(ValueError, match="has no CoordConv layer"):
         coordinate_share(nn.Conv2d(1, 1, 1), x)
+
+
+def test_a_compiled_model_follows_the_mode():
+    layer = make(2, False)
+    x = torch.randn(2, 3, *SHAPES[2])
+    compiled = torch.compile(layer, backend="aot_eager")
+    as_trained = compiled(x)
+    with coordinates(layer, "zero"):  # dynamo guards on the mode: the graph is rebuilt
+        zeroed = compiled(x)
+    torch.testing.assert_close(zeroed, without_coordinates(layer, 2, False)(x))
+    torch.testing.assert_close(compiled(x), as_trained)
