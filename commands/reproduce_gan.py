@@ -13,7 +13,14 @@ import argparse
 import sys
 
 from common.errors import ArgumentParser, run_cli
-from common.reproduce import add_reproduce_args, check_reproduce_args, progress_bar
+from common.reproduce import (
+    add_override_args,
+    add_reproduce_args,
+    check_reproduce_args,
+    given_overrides,
+    progress_bar,
+)
+from supervised.gan.trainer import GanSettings
 
 PREAMBLE = """# GAN: conv vs CoordConv, measured mode collapse
 
@@ -52,14 +59,14 @@ the canvas and moves them smoothly along each line in z, though about 4 samples 
 yet a plausible square (a blob too small or too thin, or in two pieces: its validity).
 """
 
+# The budget's settings a user may override, with train_gan.py's flags (GanSettings).
+OVERRIDES = ("data", "epochs", "images", "eval_samples")
+
 
 def main() -> int:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_reproduce_args(p, "docs/results/gan.md", 2, "quick (CPU, 14 min) or full (release)")
-    p.add_argument("--data", help="clevr or square (the budget's: quick square, full clevr)")
-    p.add_argument("--epochs", type=int, help="override the budget's epochs (smoke runs)")
-    p.add_argument("--images", type=int, help="override the budget's training images")
-    p.add_argument("--eval-samples", type=int, help="override the 1,000 samples measured")
+    add_reproduce_args(p, "docs/results/gan.md", 2, "quick (CPU-sized) or full (the release's)")
+    add_override_args(p, GanSettings, OVERRIDES, "train_gan.py")
     p.add_argument("--pictures", action="store_true", help="keep each run's sample grid and "
                    "latent interpolations as <out stem>_<model>_s<seed>_samples.png and "
                    "..._interpolation.png beside --out")  # fmt: skip
@@ -67,8 +74,7 @@ def main() -> int:
     from supervised.gan.report import BUDGETS, budget_settings, markdown_table, run_pair
 
     check_reproduce_args(args, BUDGETS)
-    names = ("data", "epochs", "images", "eval_samples")
-    overrides = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
+    overrides = given_overrides(args, OVERRIDES)
     s = budget_settings(args.budget, **overrides)
 
     import time

@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any
 
 from common.errors import ArgumentParser
@@ -59,12 +60,21 @@ def _base_type(annotation: Any) -> Any:
     return annotation
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add one flag per `option` field of the dataclass `cls` to `parser`."""
+def add_settings_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    cls: type,
+    names: Iterable[str] | None = None,
+    *,
+    unset: bool = False,
+) -> None:
+    """Add one flag per `option` field of the dataclass `cls` to `parser` (or an argument
+    group of it): every field, or those in `names`, in that order. With `unset`, each flag
+    defaults to None, whatever its field's default, so that a caller tells the values given
+    from the rest (a reproduce script's overrides of its budget's settings)."""
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        if _HELP not in f.metadata:
-            continue
+    fields = {f.name: f for f in dataclasses.fields(cls) if _HELP in f.metadata}
+    for name in fields if names is None else names:
+        f = fields[name]
         kind = _base_type(hints[f.name])
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default
@@ -76,17 +86,17 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
             del kwargs["dest"]
             parser.add_argument(flag, type=kind, **kwargs)
         elif kind is bool:
-            if default:
+            on = bool(default)
+            if on:
                 flag = f.metadata["flag"] or "--no-" + f.name.replace("_", "-")
-                parser.add_argument(flag, action="store_false", default=True, **kwargs)
-            else:
-                parser.add_argument(flag, action="store_true", default=False, **kwargs)
+            action = "store_false" if on else "store_true"
+            parser.add_argument(flag, action=action, default=None if unset else on, **kwargs)
         elif typing.get_origin(kind) is list:
-            parser.add_argument(flag, action="append", default=[], **kwargs)
-        elif required:
+            parser.add_argument(flag, action="append", default=None if unset else [], **kwargs)
+        elif required and not unset:
             parser.add_argument(flag, type=kind, required=True, **kwargs)
         else:
-            parser.add_argument(flag, type=kind, default=default, **kwargs)
+            parser.add_argument(flag, type=kind, default=None if unset else default, **kwargs)
 
 
 # Declared here, not in common.devices, so that parsers (and --help) need not import torch.

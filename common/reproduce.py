@@ -6,12 +6,13 @@ import argparse
 import shutil
 import statistics
 import tempfile
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from common.cli import add_device_argument
+from common.cli import add_device_argument, add_settings_arguments
 from common.errors import check_at_least, check_choice
 
 
@@ -27,6 +28,27 @@ def add_reproduce_args(
     add_device_argument(p)
     p.add_argument("--out", default=out, help=f"markdown file to update ({out})")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_override_args(
+    p: argparse.ArgumentParser, settings: type, names: Sequence[str], trainer: str
+) -> None:
+    """The flags of the fields `names` of the settings dataclass `settings`, as `trainer` (a
+    script) declares them, in a group of their own; each defaults to None: given, it replaces
+    the budget's value in every run (`given_overrides`)."""
+    about = (
+        f"{trainer}'s flags: each one given replaces the budget's value in every run (smoke "
+        f"runs, other data); unset, every run takes the budget's value, or {trainer}'s default "
+        "where the budget sets none."
+    )
+    # Wrapped here: the scripts' raw-description formatter keeps a group's text as it is.
+    group = p.add_argument_group("budget overrides", textwrap.fill(about, 94))
+    add_settings_arguments(group, settings, names, unset=True)
+
+
+def given_overrides(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """The values of `names` given on the command line (not None), by name."""
+    return {k: getattr(args, k) for k in names if getattr(args, k) is not None}
 
 
 def check_reproduce_args(args: argparse.Namespace, budgets: Mapping) -> None:

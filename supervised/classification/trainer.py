@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from common.cli import option
 from common.devices import device_record
 from common.errors import check_at_least, check_choice, check_positive
-from common.files import atomic_torch_save, atomic_write_json
 from common.results import count_params
 from coordconv import CoordConv2d
 from supervised.classification.data import DATASETS, ImageSet, load_split
 from supervised.classification.models import VARIANTS, build_classifier
-from supervised.step_log import Rows, StepLog
+from supervised.loop import TrainingRun, train_epoch
 
 EVAL_BATCH = 250  # test images per forward pass (the accuracy does not depend on it)
 
@@ -110,50 +106,32 @@ def train_classification(s: ClassificationSettings, device: torch.device) -> dic
     # from one step to the next makes a small paired difference easier to see.
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, s.epochs * steps_per_epoch)
     shuffle = torch.Generator().manual_seed(s.seed)  # on the CPU: the same batches on any device
-    out = Path(s.out) if s.out else None
-    writer = None
-    if out is not None:
-        from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(out))
-    # Each step's loss stays on the device; StepLog reads a block of them back at once (for
-    # TensorBoard's train/loss, the bar and the finite check): no host sync per step.
-    log = StepLog(writer, show={"train/loss": "loss"})
-    step, start = 0, time.perf_counter()
+    def step(index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One Adam step on the training images at `index`; its loss, left on the device."""
+        loss = F.cross_entropy(model(train.images[index]), train.labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        return {"train/loss": loss}
+
     accuracies: list[float] = []
-    for epoch in range(1, s.epochs + 1):
-        model.train()
-        order = torch.randperm(len(train), generator=shuffle).to(device)
-        bar = tqdm(range(0, len(train), s.batch_size), desc=f"{s.dataset}/{s.variant} epoch "
-                   f"{epoch}", disable=not s.progress)  # fmt: skip
-        rows: Rows = []
-        sizes: list[int] = []  # images per step, for the epoch's mean loss
-        for i in bar:
-            index = order[i : i + s.batch_size]
-            loss = F.cross_entropy(model(train.images[index]), train.labels[index])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            step += 1
-            sizes.append(len(index))
-            if log.add(step, {"train/loss": loss}):
-                rows += log.flush(bar)
-        rows += log.flush(bar)
-        total = 0.0
-        for (_, row), size in zip(rows, sizes, strict=True):
-            total += row["train/loss"] * size
-        accuracy, test_loss = evaluate(model, test, device)
-        accuracies.append(accuracy)
-        if writer is not None:
-            writer.add_scalar("test/accuracy", accuracy, epoch)
-            writer.add_scalar("test/loss", test_loss, epoch)
-        if out is not None and s.checkpoint:
-            state = {"epoch": epoch, "model": model.state_dict(), "settings": asdict(s)}
-            atomic_torch_save(out / "checkpoint.pt", state)
-    seconds = time.perf_counter() - start
-    if writer is not None:
-        writer.close()
+    show = {"train/loss": "loss"}
+    with TrainingRun(s.out, progress=s.progress, show=show, checkpoint=s.checkpoint) as run:
+        for epoch in range(1, s.epochs + 1):
+            model.train()
+            order = torch.randperm(len(train), generator=shuffle).to(device)
+            batches = [order[i : i + s.batch_size] for i in range(0, len(train), s.batch_size)]
+            rows = train_epoch(run, batches, step, f"{s.dataset}/{s.variant} epoch {epoch}")
+            total = 0.0  # the epoch's summed loss: each step's mean loss times its images
+            for (_, row), index in zip(rows, batches, strict=True):
+                total += row["train/loss"] * len(index)
+            accuracy, test_loss = evaluate(model, test, device)
+            accuracies.append(accuracy)
+            run.scalars({"test/accuracy": accuracy, "test/loss": test_loss}, epoch)
+            run.checkpoint({"epoch": epoch, "model": model.state_dict(), "settings": asdict(s)})
+        seconds = run.seconds()
     result = {
         "dataset": s.dataset,
         "variant": s.variant,
@@ -162,7 +140,7 @@ def train_classification(s: ClassificationSettings, device: torch.device) -> dic
         "params": count_params(model),
         "coordinate_weights": coordinate_weights(model),
         "epochs": s.epochs,
-        "steps": step,
+        "steps": run.steps,
         "batch_size": s.batch_size,
         "lr": s.lr,
         "train_images": len(train),
@@ -174,6 +152,5 @@ def train_classification(s: ClassificationSettings, device: torch.device) -> dic
         "seconds": seconds,
         **device_record(device),
     }
-    if out is not None:
-        atomic_write_json(out / "results.json", result)
+    run.write_results(result)
     return result

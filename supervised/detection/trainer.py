@@ -4,26 +4,24 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from common.cli import option
 from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
-from common.files import atomic_path, atomic_torch_save, atomic_write_json
+from common.files import atomic_path
 from common.results import count_params
 from supervised.detection.data import FieldSet, make_field
 from supervised.detection.metrics import detection_scores, proposal_scores
 from supervised.detection.models import MODELS, build_detector
 from supervised.detection.rpn import RegionProposer, build_proposer
+from supervised.loop import TrainingRun, train_epoch
 from supervised.mnist import load_digits, split_digits
-from supervised.step_log import Rows, StepLog
 
 VAL_DIGITS = 0.2  # the share of the digits kept for validation canvases
 DIGIT_SPLIT_SEED = 0  # the same digit split for every run, so seeds vary only the canvases
@@ -209,61 +207,45 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
     on_device, val_images = train.to(device), val.images.to(device)
     net = build_model(s).to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=s.lr)
-    out = Path(s.out) if s.out else None
-    writer = None
-    if out is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out))
     shuffle = torch.Generator().manual_seed(s.seed)  # on the CPU: the same batches anywhere
-    # Each step's losses stay on the device; StepLog reads a block of them back at once (for
-    # TensorBoard, the bar and the finite check): no .item() per step.
-    log = StepLog(writer, show={"loss/total": "loss"})
-    step = 0
-    start = time.perf_counter()
+
+    def step(batch: tuple[torch.Tensor, list[int]]) -> dict[str, torch.Tensor]:
+        """One Adam step on the canvases at `batch` (their indices, on the device and as a
+        list); its losses, left on the device."""
+        index_on_device, index = batch
+        losses = net(list(on_device.images[index_on_device]), targets(on_device, index, device))
+        loss = sum(losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        logged = {"loss/total": loss, **{f"loss/{k}": v for k, v in losses.items()}}
+        if isinstance(net, RegionProposer) and net.rpn.positive_iou is not None:
+            logged["train/pos_box_iou"] = net.rpn.positive_iou
+        return logged
+
     scores: dict[str, float] = {}
-    for epoch in range(1, s.epochs + 1):
-        net.train()
-        order = torch.randperm(len(train), generator=shuffle)
-        order_on_device, order = order.to(device), order.tolist()
-        batches = range(0, len(train), s.batch_size)
-        bar = tqdm(batches, desc=f"{s.model} epoch {epoch}", disable=not s.progress)
-        rows: Rows = []
-        for i in bar:
-            images = on_device.images[order_on_device[i : i + s.batch_size]]
-            index = order[i : i + s.batch_size]
-            losses = net(list(images), targets(on_device, index, device))
-            loss = sum(losses.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            logged = {"loss/total": loss, **{f"loss/{k}": v for k, v in losses.items()}}
-            if isinstance(net, RegionProposer) and net.rpn.positive_iou is not None:
-                logged["train/pos_box_iou"] = net.rpn.positive_iou
-            if log.add(step, logged):
-                rows += log.flush(bar)
-        rows += log.flush(bar)
-        positive_ious = [row["train/pos_box_iou"] for _, row in rows if "train/pos_box_iou" in row]
-        scores = evaluate(net, val, device, val_images)
-        if writer is not None:
-            for name, number in scores.items():
-                writer.add_scalar(f"val/{name}", number, epoch)
-        if positive_ious:  # TensorBoard has it per step, as train/pos_box_iou
-            scores["train_pos_box_iou"] = sum(positive_ious) / len(positive_ious)
-        if out is not None:
-            state = {"epoch": epoch, "model": net.state_dict(), "settings": asdict(s)}
-            atomic_torch_save(out / "checkpoint.pt", state)
-    seconds = time.perf_counter() - start
-    if writer is not None:
-        writer.close()
+    with TrainingRun(s.out, progress=s.progress, show={"loss/total": "loss"}) as run:
+        for epoch in range(1, s.epochs + 1):
+            net.train()
+            order = torch.randperm(len(train), generator=shuffle)
+            order_on_device, order = order.to(device), order.tolist()
+            batches = [(order_on_device[i : i + s.batch_size], order[i : i + s.batch_size])
+                       for i in range(0, len(train), s.batch_size)]  # fmt: skip
+            rows = train_epoch(run, batches, step, f"{s.model} epoch {epoch}")
+            positive_ious = [r["train/pos_box_iou"] for _, r in rows if "train/pos_box_iou" in r]
+            scores = evaluate(net, val, device, val_images)
+            run.scalars(scores, epoch, prefix="val/")
+            if positive_ious:  # TensorBoard has it per step, as train/pos_box_iou
+                scores["train_pos_box_iou"] = sum(positive_ious) / len(positive_ious)
+            run.checkpoint({"epoch": epoch, "model": net.state_dict(), "settings": asdict(s)})
+        seconds = run.seconds()
     result = {
         "model": s.model,
         "stage": s.stage,
         "coord_range": s.coord_range,
         "params": count_params(net),
         "epochs": s.epochs,
-        "steps": step,
+        "steps": run.steps,
         "batch_size": s.batch_size,
         "lr": s.lr,
         "seconds": seconds,
@@ -273,8 +255,7 @@ def train_detection(s: DetectionSettings, device: torch.device) -> dict[str, Any
         "seed": s.seed,
         **device_record(device),
     }
-    if out is not None:
-        atomic_write_json(out / "results.json", result)
-        if s.visualize:
-            visualize(net, val, s.visualize, out / "detections.png", device)
+    run.write_results(result)
+    if run.out is not None and s.visualize:
+        visualize(net, val, s.visualize, run.out / "detections.png", device)
     return result

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -10,17 +9,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from common.cli import option
 from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
-from common.files import atomic_path, atomic_torch_save, atomic_write_json
+from common.files import atomic_path
 from common.results import count_params
 from supervised.gan.data import DATASETS, FULL_SIZE, GanData, load_gan_data
 from supervised.gan.mode_collapse import Reference, collapse_scores, reference
 from supervised.gan.models import COORD_INITS, MODELS, build_gan
-from supervised.step_log import Rows, StepLog
+from supervised.loop import TrainingRun, train_epoch
 
 REFERENCE_IMAGES = 10_000  # real images whose centres make the reference histograms
 EVAL_NOISE_SEED = 2018  # the same evaluation z for every run: a fixed test set for generators
@@ -160,24 +158,21 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
     generator, discriminator = generator.to(device), discriminator.to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=s.lr_g, betas=(s.beta1, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=s.lr_d, betas=(s.beta1, 0.999))
-    out = Path(s.out) if s.out else None
-    writer = None
-    if out is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out))
     shuffle = torch.Generator().manual_seed(s.seed)
     noise = torch.Generator().manual_seed(s.seed + 1)
     eval_z = uniform_z(s.eval_samples, s.z_dim, torch.Generator().manual_seed(EVAL_NOISE_SEED))
     eval_z = eval_z.to(device)
-    # Each step's losses stay on the device; StepLog reads a block of them back at once (for
-    # TensorBoard, the bar, the finite check and the epoch's means): no host sync per step.
-    log = StepLog(writer, show={"loss/d": "d", "loss/g": "g"})
 
-    def save_checkpoint(epoch: int, finished: bool) -> None:
-        if out is None:
-            return
-        state = {
+    def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """`gan_step` on the real images at `batch`'s indices and its z; the losses, left on
+        the device."""
+        index, z = batch
+        d, g = gan_step(generator, discriminator, opt_g, opt_d, data.batch(index), z, s.g_steps)
+        return {"loss/d": d, "loss/g": g}
+
+    def state(epoch: int, finished: bool) -> dict[str, Any]:
+        """What OUT/checkpoint.pt holds after `epoch`."""
+        return {
             "epoch": epoch,
             "finished": finished,
             "generator": generator.state_dict(),
@@ -186,52 +181,40 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
             "opt_d": opt_d.state_dict(),
             "settings": asdict(s),
         }
-        atomic_torch_save(out / "checkpoint.pt", state)
 
     history: list[dict[str, float]] = []
-    step, epoch = 0, 0
-    start = time.perf_counter()
-    try:
+    epoch = 0
+
+    def interrupted() -> dict[str, Any]:
+        """What Ctrl-C saves before it ends the run: the epoch under way, not finished."""
+        return state(epoch, finished=False)
+
+    show = {"loss/d": "d", "loss/g": "g"}
+    with TrainingRun(s.out, progress=s.progress, show=show, on_interrupt=interrupted) as run:
         for epoch in range(1, s.epochs + 1):
             order = torch.randperm(len(data), generator=shuffle).to(device)
             # The epoch's z at once, on the CPU (the same numbers as drawn batch by batch, on
             # any device), then copied in one go.
             epoch_z = uniform_z(len(data), s.z_dim, noise).to(device)
-            bar = tqdm(range(0, len(data), s.batch_size), desc=f"{s.model} epoch {epoch}",
-                       disable=not s.progress)  # fmt: skip
-            rows: Rows = []
-            for i in bar:
-                real = data.batch(order[i : i + s.batch_size])
-                z = epoch_z[i : i + s.batch_size]
-                d, g = gan_step(generator, discriminator, opt_g, opt_d, real, z, s.g_steps)
-                step += 1
-                if log.add(step, {"loss/d": d, "loss/g": g}):
-                    rows += log.flush(bar)
-            rows += log.flush(bar)
+            batches = [(order[i : i + s.batch_size], epoch_z[i : i + s.batch_size])
+                       for i in range(0, len(data), s.batch_size)]  # fmt: skip
+            rows = train_epoch(run, batches, step, f"{s.model} epoch {epoch}")
             sums = {"loss_d": 0.0, "loss_g": 0.0}
             for _, row in rows:
                 sums["loss_d"] += row["loss/d"]
                 sums["loss_g"] += row["loss/g"]
             samples = sample(generator, eval_z, device)
             scores = collapse_scores(samples, ref)
-            steps = len(bar)
-            history.append({"epoch": epoch, **{k: v / steps for k, v in sums.items()}, **scores})
-            if writer is not None:
-                for name, value in scores.items():
-                    writer.add_scalar(f"measure/{name}", value, epoch)
+            means = {k: v / len(batches) for k, v in sums.items()}
+            history.append({"epoch": epoch, **means, **scores})
+            run.scalars(scores, epoch, prefix="measure/")
+            if run.writer is not None:
                 from torchvision.utils import make_grid
 
                 grid = make_grid((samples[:GRID_SAMPLES] + 1) / 2, nrow=8, pad_value=0.5)
-                writer.add_image("samples", grid, epoch)
-            save_checkpoint(epoch, finished=epoch == s.epochs)
-    except KeyboardInterrupt:
-        log.flush(check=False)  # the last steps' losses, to TensorBoard
-        save_checkpoint(epoch, finished=False)
-        raise
-    finally:
-        if writer is not None:
-            writer.close()
-    seconds = time.perf_counter() - start
+                run.writer.add_image("samples", grid, epoch)
+            run.checkpoint(state(epoch, finished=epoch == s.epochs))
+    seconds = run.seconds()
     result = {
         "model": s.model,
         "data": s.data,
@@ -239,7 +222,7 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
         "params_d": count_params(discriminator),
         "epochs": s.epochs,
         "images": len(data),
-        "steps": step,
+        "steps": run.steps,
         "seconds": seconds,
         **history[-1],
         "seed": s.seed,
@@ -248,9 +231,9 @@ def train_gan(s: GanSettings, device: torch.device) -> dict[str, Any]:
         "history": history,
     }
     del result["epoch"]
-    if out is not None:
-        atomic_write_json(out / "results.json", result)
-        save_grid(samples[:GRID_SAMPLES], out / "samples.png", nrow=8)
-        save_grid(interpolation(generator, s.z_dim, device), out / "interpolation.png",
+    run.write_results(result)
+    if run.out is not None:
+        save_grid(samples[:GRID_SAMPLES], run.out / "samples.png", nrow=8)
+        save_grid(interpolation(generator, s.z_dim, device), run.out / "interpolation.png",
                   nrow=INTERPOLATION_STEPS)  # fmt: skip
     return result

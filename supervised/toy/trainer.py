@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 import yaml
 from torch import nn
-from tqdm import tqdm
 
 from common.cli import option
 from common.devices import device_record
 from common.errors import UsageError, check_at_least, check_choice, check_positive
-from common.files import atomic_write_json
 from common.results import count_params
 from configs import shipped_config
+from supervised.loop import TrainingRun
 from supervised.not_so_clevr import CANVAS, SPLITS, NotSoClevr, make_dataset, split_dataset
 from supervised.toy.models import MODELS, TASKS, build_model
 
@@ -251,14 +248,9 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         steps = s.epochs * math.ceil(len(train) / s.batch_size)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     shuffle = torch.Generator().manual_seed(s.seed)  # on the CPU: same order on any device
-    writer = None
-    if s.out is not None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(s.out)
     x_train = model_input(s.task, train, s.raw_input)
     reached_at: tuple[float, float] | None = None
-    start = time.perf_counter()
+    run = TrainingRun(s.out, progress=s.progress)
 
     def check(epochs_done: float) -> bool:
         """Test the target between epochs' ends; True when training should stop."""
@@ -268,30 +260,26 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         _, metrics = evaluate(model, s.task, test, s.raw_input)
         model.train()
         if spec.reached(metrics[spec.metric], s.target):
-            reached_at = (epochs_done, time.perf_counter() - start)
+            reached_at = (epochs_done, run.seconds())
         return reached_at is not None and s.early_stop
 
-    bar = tqdm(range(1, s.epochs + 1), desc=f"{s.task}/{s.split}/{s.model}", disable=not s.progress)
-    for epoch in bar:
-        within = lambda f, e=epoch: check(e - 1 + f)  # noqa: E731
-        loss, train_metrics, stopped = _train_epoch(
-            model, optimizer, scheduler, s, train, x_train, shuffle, within
-        )
-        test_loss, test_metrics = evaluate(model, s.task, test, s.raw_input)
-        elapsed = time.perf_counter() - start
-        if writer is not None:
-            writer.add_scalar("loss/train", loss, epoch)
-            writer.add_scalar("loss/test", test_loss, epoch)
-            for split_name, values in (("train", train_metrics), ("test", test_metrics)):
-                for name, value in values.items():
-                    writer.add_scalar(f"{split_name}/{name}", value, epoch)
-        bar.set_postfix({spec.metric: f"{test_metrics[spec.metric]:.4f}"})
-        if reached_at is None and spec.reached(test_metrics[spec.metric], s.target):
-            reached_at = (float(epoch), elapsed)
-        if stopped or (reached_at is not None and s.early_stop):
-            break
-    if writer is not None:
-        writer.close()
+    with run:
+        bar = run.bar(range(1, s.epochs + 1), f"{s.task}/{s.split}/{s.model}")
+        for epoch in bar:
+            within = lambda f, e=epoch: check(e - 1 + f)  # noqa: E731
+            loss, train_metrics, stopped = _train_epoch(
+                model, optimizer, scheduler, s, train, x_train, shuffle, within
+            )
+            test_loss, test_metrics = evaluate(model, s.task, test, s.raw_input)
+            elapsed = run.seconds()
+            run.scalars({"loss/train": loss, "loss/test": test_loss}, epoch)
+            run.scalars(train_metrics, epoch, prefix="train/")
+            run.scalars(test_metrics, epoch, prefix="test/")
+            bar.set_postfix({spec.metric: f"{test_metrics[spec.metric]:.4f}"})
+            if reached_at is None and spec.reached(test_metrics[spec.metric], s.target):
+                reached_at = (float(epoch), elapsed)
+            if stopped or (reached_at is not None and s.early_stop):
+                break
     # The last epoch-end evaluation already measured the final model on the test set.
     _, final_train = evaluate(model, s.task, train, s.raw_input)
     result = {
@@ -310,6 +298,5 @@ def train_toy(s: ToySettings, device: torch.device) -> dict[str, Any]:
         "settings": {k: v for k, v in asdict(s).items() if k not in ("out", "progress")},
         **device_record(device),
     }
-    if s.out is not None:
-        atomic_write_json(Path(s.out) / "results.json", result)
+    run.write_results(result)
     return result
