@@ -12,6 +12,7 @@ import torch
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import TensorBoardOutputFormat
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.checkpoints import checkpoint_path, save_model_atomic, save_replay_buffer_atomic
@@ -129,7 +130,7 @@ class Checkpointer(_EveryNSteps):
 
     def _fire(self) -> None:
         save_model_atomic(self.model, checkpoint_path(self.run_dir, self.num_timesteps))
-        if self.replay_buffer:
+        if self.replay_buffer and isinstance(self.model, OffPolicyAlgorithm):
             save_replay_buffer_atomic(self.model, self.run_dir)
 
 
@@ -185,8 +186,9 @@ class Evaluator(_EveryNSteps):
             "deterministic": self.deterministic,
             "mean_reward": mean,
             "std_reward": float(np.std(rewards)),
-            "episode_rewards": [float(r) for r in rewards],
-            "episode_lengths": [int(n) for n in lengths],
+            # Lists, with return_episode_rewards=True: SB3 types the result as either form.
+            "episode_rewards": [float(r) for r in rewards],  # type: ignore[union-attr]
+            "episode_lengths": [int(n) for n in lengths],  # type: ignore[union-attr]
         }
         if frames:
             entry["coordinates"] = self._coordinate_share(np.stack(frames))
@@ -227,7 +229,7 @@ class NonFiniteGuard(BaseCallback):
             id(p) for group in self.model.policy.optimizer.param_groups for p in group["params"]
         }
         params = [(n, p) for n, p in self.model.policy.named_parameters() if id(p) in trained]
-        named = [(f"weight {n}", p) for n, p in params]
+        named: list[tuple[str, torch.Tensor]] = [(f"weight {n}", p) for n, p in params]
         named += [(f"gradient of {n}", p.grad) for n, p in params if p.grad is not None]
         # Each tensor's largest magnitude is NaN or inf exactly when the tensor holds one (a max
         # cannot overflow, as a sum of squares could), and one reduction per tensor with a

@@ -16,6 +16,7 @@ import torch
 import yaml
 from sb3_contrib import QRDQN
 from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.sb2_compat.rmsprop_tf_like import RMSpropTFLike
 from stable_baselines3.common.utils import LinearSchedule
@@ -24,7 +25,7 @@ from common.errors import UsageError, check_choice
 from configs import shipped_config
 
 CONFIG_DIR = shipped_config("atari")
-ALGOS = {"a2c": A2C, "ppo": PPO, "dqn": DQN, "qrdqn": QRDQN}
+ALGOS: dict[str, type[BaseAlgorithm]] = {"a2c": A2C, "ppo": PPO, "dqn": DQN, "qrdqn": QRDQN}
 # Keys the suite itself reads; every other hyperparameter goes to the SB3 algorithm unchanged.
 SUITE_KEYS = ("n_envs", "n_timesteps", "frame_stack", "optimizer", "optimizer_eps")
 OPTIMIZERS = {

@@ -14,7 +14,7 @@ from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.utils import set_random_seed
 
 from agents.checkpoints import load_agent, model_path
-from agents.run_dir import read_run_config
+from agents.run_config import read_agent_run_config
 from common.cli import DEVICE_HELP, option
 from common.devices import device_record, resolve_device, set_tf32
 from common.errors import UsageError, check_choice
@@ -39,7 +39,8 @@ class FirstGameRecorder(gym.Wrapper):
 
     def _grab(self) -> None:
         if not self.done:
-            self.frames.append(self.env.unwrapped.ale.getScreenRGB())
+            # The env under the wrappers is ale-py's AtariEnv, which gymnasium's Env types not.
+            self.frames.append(self.env.unwrapped.ale.getScreenRGB())  # type: ignore[attr-defined]
 
     def reset(self, **kwargs):
         out = self.env.reset(**kwargs)
@@ -61,10 +62,12 @@ def write_video(frames: list[np.ndarray], path: Path) -> Path:
     suffix = path.suffix.lower()
     with atomic_path(path) as tmp:
         if suffix == ".gif":
-            imageio.mimsave(tmp, frames, duration=1000 / VIDEO_FPS, loop=0)
+            # imageio annotates a list of array-likes, which a list of arrays is not (lists are
+            # invariant); it reads any sequence of frames.
+            imageio.mimsave(tmp, frames, duration=1000 / VIDEO_FPS, loop=0)  # type: ignore[arg-type]
         else:
             # 210x160 frames: macro_block_size=1 keeps the original size (no resize to 16s).
-            imageio.mimsave(tmp, frames, fps=VIDEO_FPS, macro_block_size=1)
+            imageio.mimsave(tmp, frames, fps=VIDEO_FPS, macro_block_size=1)  # type: ignore[arg-type]
     return path
 
 
@@ -112,15 +115,17 @@ def play_games(
     seed + i with the global RNGs (sampled actions) seeded seed + i, so two agents, or one agent
     under two coordinate modes, play game i from the same start with the same random draws:
     their scores pair by game."""
-    rewards, lengths = [], []
+    rewards: list[float] = []
+    lengths: list[int] = []
     for game in range(episodes):
         set_random_seed(seed + game, using_cuda=model.device.type == "cuda")
         env.seed(seed + game)
         r, n = evaluate_policy(
             model, env, 1, deterministic=deterministic, return_episode_rewards=True
         )
-        rewards += r
-        lengths += n
+        # Lists, with return_episode_rewards=True: SB3 types the result as either form.
+        rewards += r  # type: ignore[arg-type]
+        lengths += n  # type: ignore[arg-type]
     return np.asarray(rewards, dtype=float), [int(n) for n in lengths]
 
 
@@ -139,9 +144,9 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         raise UsageError(f"--video must end in .mp4 or .gif, got {s.video}")
     torch_device = resolve_device(s.device)  # before the model: a missing GPU is not a bad model
     run_dir = Path(s.run_dir)
-    config = read_run_config(run_dir)
-    set_tf32(config["tf32"])  # play in the arithmetic the run trained in
-    precision = s.precision or config["precision"]
+    config = read_agent_run_config(run_dir)
+    set_tf32(config.tf32)  # play in the arithmetic the run trained in
+    precision = s.precision or config.precision
     check_choice("--precision", precision, PRECISIONS)
     path = model_path(run_dir, s.checkpoint)
     recorder: list[FirstGameRecorder] = []
@@ -151,23 +156,23 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
         return recorder[-1]
 
     env = make_atari_vec_env(
-        config["env"],
+        config.env,
         1,
         s.seed,
         training=False,
-        sticky_actions=config.get("sticky_actions", False),
-        frame_stack=int(config["hyperparams"].get("frame_stack", 4)),
+        sticky_actions=config.sticky_actions,
+        frame_stack=config.frame_stack,
         inner_wrapper=record if s.video is not None else None,
     )
     try:
-        model = load_agent(config["algo"], path, device=str(torch_device))
+        model = load_agent(config.algo, path, device=str(torch_device))
     except UsageError:
         env.close()
         raise
     if len(modes) > 1 and not coordinate_layers(model.policy):
         env.close()
         raise UsageError(
-            f"--coords {s.coords}: {run_dir} ({config['extractor']} extractor) has no CoordConv "
+            f"--coords {s.coords}: {run_dir} ({config.extractor} extractor) has no CoordConv "
             "layer, so no coordinates to ablate"
         )
     set_precision(model.policy, precision)
@@ -183,9 +188,9 @@ def evaluate_run(s: EvaluateSettings) -> dict[str, Any]:
     result = {
         "run_dir": str(run_dir),
         "model": str(path),
-        "env": config["env"],
-        "algo": config["algo"],
-        "extractor": config["extractor"],
+        "env": config.env,
+        "algo": config.algo,
+        "extractor": config.extractor,
         "episodes": s.episodes,
         "deterministic": s.deterministic,
         "precision": precision,

@@ -30,7 +30,7 @@ from torch import nn
 
 from agents.checkpoints import load_agent, model_path
 from agents.config import is_off_policy
-from agents.run_dir import read_run_config
+from agents.run_config import AgentRunConfig, read_agent_run_config
 from agents.zoo import zoo_entry
 from common.cli import option
 from common.errors import UsageError
@@ -77,12 +77,12 @@ class ExportCheckError(RuntimeError):
     exits 1 (not 2: the input was fine, the export is wrong)."""
 
 
-def run_model(run_dir: str | Path, checkpoint: str | None = None) -> tuple[dict[str, Any], Path]:
+def run_model(run_dir: str | Path, checkpoint: str | None = None) -> tuple[AgentRunConfig, Path]:
     """A run's config and the model file to export: `checkpoint` as in checkpoints.model_path,
     or None for best_model.zip where the run has one, else model.zip (runs trained with
     --eval-freq 0 have no best model)."""
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_agent_run_config(run_dir)
     if checkpoint is None:
         checkpoint = "best" if (run_dir / "best_model.zip").is_file() else "final"
     return config, model_path(run_dir, checkpoint)
@@ -118,19 +118,17 @@ def export_zoo(
     """
     run_dir = Path(run_dir)
     config, model = run_model(run_dir, checkpoint)
-    algo = config["algo"]
-    env_id = zoo_env_id(config["env"])
+    algo = config.algo
+    env_id = zoo_env_id(config.env)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"zoo output must be a folder, not a file: {out}")
-    entry = zoo_entry(
-        algo, config["extractor"], config["hyperparams"], config.get("with_r", False), strict=False
-    )
-    sticky = bool(config.get("sticky_actions", False))
+    entry = zoo_entry(algo, config.extractor, config.hyperparams, config.with_r, strict=False)
+    sticky = bool(config.sticky_actions)
     env_kwargs = {"repeat_action_probability": STICKY_ACTION_PROBABILITY} if sticky else None
     if env_kwargs is not None:
         entry["env_kwargs"] = env_kwargs
-    module = f"agents.zoo.{algo}_{config['extractor'].replace('-', '_')}"
+    module = f"agents.zoo.{algo}_{config.extractor.replace('-', '_')}"
     args = {
         # The train arguments RL Zoo's tools read (env, env_kwargs) and the ones that made the
         # run; the rest of rl_zoo3.train's arguments have no counterpart in a suite run.
@@ -139,12 +137,12 @@ def export_zoo(
         "env_kwargs": env_kwargs,
         "eval_env_kwargs": None,
         # The config module that trains this setup in RL Zoo (none ships with_r variants).
-        "conf_file": None if config.get("with_r", False) else module,
+        "conf_file": None if config.with_r else module,
         "hyperparams": None,
-        "n_timesteps": int(config["hyperparams"]["n_timesteps"]),
-        "seed": int(config["seed"]),
+        "n_timesteps": config.n_timesteps,
+        "seed": config.seed,
         "log_folder": str(out),
-        "device": config.get("device", "auto"),
+        "device": config.device,
         "vec_env": "dummy",
     }
     algo_dir = out / algo
@@ -175,7 +173,7 @@ def export_zoo(
         "model": str(model),
         "env_id": env_id,
         "algo": algo,
-        "extractor": config["extractor"],
+        "extractor": config.extractor,
         "exp_dir": str(exp_dir),
         "exp_id": int(exp_dir.name.rsplit("_", 1)[1]),
         "folder": str(out),
@@ -237,7 +235,7 @@ class OnnxQNetwork(nn.Module):
     def __init__(self, policy: nn.Module) -> None:
         super().__init__()
         self.quantiles = not hasattr(policy, "q_net")
-        self.net = policy.quantile_net if self.quantiles else policy.q_net
+        self.net: nn.Module = getattr(policy, "quantile_net" if self.quantiles else "q_net")
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor]:
         out = self.net(obs)  # QR-DQN: (N, n_quantiles, n_actions)
@@ -264,13 +262,14 @@ def real_observations(
         backend="sb3",
     )
     rng = np.random.default_rng(seed)
-    frames = []
+    frames: list[np.ndarray] = []
     try:
         obs = env.reset()
         for step in range(frame_stack + -(-n // n_envs)):
             if step >= frame_stack:
-                frames.append(obs)
-            obs, _, _, _ = env.step(rng.integers(env.action_space.n, size=n_envs))
+                frames.append(obs)  # type: ignore[arg-type]  # an array: Atari's image space
+            n_actions = env.action_space.n  # type: ignore[attr-defined]  # Atari's: Discrete
+            obs, _, _, _ = env.step(rng.integers(n_actions, size=n_envs))
     finally:
         env.close()
     return np.concatenate(frames)[:n]
@@ -331,17 +330,20 @@ def export_onnx(
     if n_observations < 1:
         raise UsageError(f"--observations must be >= 1, got {n_observations}")
     config, model = run_model(run_dir, checkpoint)
-    agent = load_agent(config["algo"], model, device="cpu")
+    agent = load_agent(config.algo, model, device="cpu")
     policy = agent.policy
-    if is_off_policy(config["algo"]):  # DQN and QR-DQN: discrete actions by construction
+    module: nn.Module
+    if is_off_policy(config.algo):  # DQN and QR-DQN: discrete actions by construction
         module, outputs = OnnxQNetwork(policy).eval(), Q_OUTPUTS
-    elif isinstance(policy.action_dist, CategoricalDistribution):
+    elif isinstance(policy, ActorCriticPolicy) and isinstance(
+        policy.action_dist, CategoricalDistribution
+    ):  # A2C and PPO's policies are actor-critics
         module, outputs = OnnxPolicy(policy).eval(), ACTOR_CRITIC_OUTPUTS
     else:
         raise UsageError(f"ONNX export takes discrete-action policies, not {model}")
-    frame_stack = int(config["hyperparams"].get("frame_stack", 4))
+    frame_stack = config.frame_stack
     observations = real_observations(
-        config["env"], n_observations, seed, config.get("sticky_actions", False), frame_stack
+        config.env, n_observations, seed, config.sticky_actions, frame_stack
     )
     with atomic_path(out) as tmp:
         with warnings.catch_warnings():
@@ -363,10 +365,10 @@ def export_onnx(
         graph = onnx.load(str(tmp))
         onnx.checker.check_model(graph)
         metadata = {
-            "env": config["env"],
-            "algo": config["algo"],
-            "extractor": config["extractor"],
-            "with_r": str(config.get("with_r", False)),
+            "env": config.env,
+            "algo": config.algo,
+            "extractor": config.extractor,
+            "with_r": str(config.with_r),
             "model": str(model),
             "input": "obs: uint8 (batch, frame_stack, 84, 84), grayscale frames, not scaled",
             "outputs": ", ".join(f"{name} {shape}" for name, (_, shape) in outputs.items()),
@@ -387,11 +389,11 @@ def export_onnx(
         "onnx": str(out),
         "run_dir": str(run_dir),
         "model": str(model),
-        "env": config["env"],
-        "algo": config["algo"],
-        "extractor": config["extractor"],
+        "env": config.env,
+        "algo": config.algo,
+        "extractor": config.extractor,
         "frame_stack": frame_stack,
-        "n_actions": int(policy.action_space.n),
+        "n_actions": int(policy.action_space.n),  # type: ignore[attr-defined]  # Discrete
         "observations": len(observations),
         "batch_sizes": list(batch_sizes),
         "outputs": {name: shape for name, (_, shape) in outputs.items()},

@@ -7,7 +7,7 @@ import shlex
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # run folders are read (analysis, compare_runs) without impor
 
 CONFIG_NAME = "config.yaml"
 RESULT_NAME = "train_result.json"  # how the run ended; written last
+# train_result.json's "status": a run's whole total trained, stopped by Ctrl-C (model saved),
+# stopped by a NaN or infinite loss or weight (model not saved), or a resume with nothing to do.
+TrainStatus = Literal["finished", "interrupted", "diverged", "unchanged"]
 
 
 def default_run_name(

@@ -8,7 +8,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import FloatSchedule
+from stable_baselines3.common.vec_env import VecEnv
 
 from agents.callbacks import (
     Checkpointer,
@@ -44,11 +45,12 @@ from agents.config import (
     load_hyperparams,
     sb3_kwargs,
 )
+from agents.run_config import AgentRunConfig, read_agent_run_config
 from agents.run_dir import (
     RESULT_NAME,
+    TrainStatus,
     create_run_dir,
     default_run_name,
-    read_run_config,
     write_run_metadata,
 )
 from common.cli import DEVICE_HELP, TF32_HELP, option
@@ -138,7 +140,7 @@ class TrainResult:
     nothing left to train). `trained` counts the steps of this session only."""
 
     run_dir: Path
-    status: str
+    status: TrainStatus
     timesteps: int
     seconds: float
     message: str = ""
@@ -160,7 +162,14 @@ class TrainResult:
 
 
 def resolve_config(s: TrainSettings) -> dict[str, Any]:
-    """The full run config: run settings plus hyperparameters with every override applied."""
+    """`resolve_run_config` as config.yaml's mapping (without `device`), as the studies compare
+    and plan runs."""
+    return resolve_run_config(s).to_dict()
+
+
+def resolve_run_config(s: TrainSettings) -> AgentRunConfig:
+    """The full run config: run settings plus hyperparameters with every override applied;
+    `device` is left to the session that trains it."""
     check_choice("algo", s.algo, ALGOS)
     check_choice("extractor", s.extractor, EXTRACTORS)
     check_choice("--precision", s.precision, PRECISIONS)
@@ -190,26 +199,26 @@ def resolve_config(s: TrainSettings) -> dict[str, Any]:
         raise UsageError(f"--save-replay-buffer applies to {off_policy}, not {s.algo}")
     if s.num_threads is not None and s.num_threads < 1:
         raise UsageError(f"--num-threads must be >= 1, got {s.num_threads}")
-    return {
-        "env": game,
-        "backend": backend,
-        "vec_env": s.vec_env,
-        "num_threads": s.num_threads,
-        "algo": s.algo,
-        "extractor": s.extractor,
-        "with_r": s.with_r,
-        "precision": s.precision,
-        "tf32": s.tf32,
-        "seed": s.seed,
-        "sticky_actions": s.sticky_actions,
-        "eval_freq": s.eval_freq,
-        "eval_episodes": s.eval_episodes,
-        "deterministic_eval": s.deterministic_eval,
-        "checkpoint_freq": s.checkpoint_freq,
-        "save_replay_buffer": s.save_replay_buffer,
-        "config_file": str(config_file),
-        "hyperparams": hyperparams,
-    }
+    return AgentRunConfig(
+        env=game,
+        backend=backend,
+        vec_env=s.vec_env,
+        num_threads=s.num_threads,
+        algo=s.algo,
+        extractor=s.extractor,
+        with_r=s.with_r,
+        precision=s.precision,
+        tf32=s.tf32,
+        seed=s.seed,
+        sticky_actions=s.sticky_actions,
+        eval_freq=s.eval_freq,
+        eval_episodes=s.eval_episodes,
+        deterministic_eval=s.deterministic_eval,
+        checkpoint_freq=s.checkpoint_freq,
+        save_replay_buffer=s.save_replay_buffer,
+        config_file=str(config_file),
+        hyperparams=hyperparams,
+    )
 
 
 def resume_seed(seed: int, steps: int) -> int:
@@ -219,56 +228,52 @@ def resume_seed(seed: int, steps: int) -> int:
     return int(np.random.SeedSequence([seed, steps]).generate_state(1)[0]) % 2**30
 
 
-def _envs(config: dict[str, Any], run_dir: Path, seed: int):
-    hp = config["hyperparams"]
-    backend = {
-        "backend": config["backend"],
-        "vec_env": config["vec_env"],
-        "num_threads": config.get("num_threads"),
+def _envs(config: AgentRunConfig, run_dir: Path, seed: int) -> tuple[VecEnv, VecEnv | None]:
+    backend: dict[str, Any] = {
+        "backend": config.backend,
+        "vec_env": config.vec_env,
+        "num_threads": config.num_threads,
     }
     env = make_atari_vec_env(
-        config["env"],
-        int(hp["n_envs"]),
+        config.env,
+        config.n_envs,
         seed,
         training=True,
-        sticky_actions=config["sticky_actions"],
-        frame_stack=int(hp.get("frame_stack", 4)),
+        sticky_actions=config.sticky_actions,
+        frame_stack=config.frame_stack,
         monitor_dir=run_dir / "monitor",
         **backend,
     )
     eval_env = None
-    if config["eval_freq"] > 0 and config["eval_episodes"] > 0:
+    if config.eval_freq > 0 and config.eval_episodes > 0:
         eval_env = make_atari_vec_env(
-            config["env"],
+            config.env,
             1,
             seed + EVAL_SEED_OFFSET,
             training=False,
-            sticky_actions=config["sticky_actions"],
-            frame_stack=int(hp.get("frame_stack", 4)),
+            sticky_actions=config.sticky_actions,
+            frame_stack=config.frame_stack,
             **backend,
         )
     return env, eval_env
 
 
-def _callbacks(config: dict[str, Any], run_dir: Path, eval_env) -> list:
-    total = int(config["hyperparams"]["n_timesteps"])
-    callbacks = [NonFiniteGuard(), EpisodeLogger(), ProgressFile(run_dir, total)]
-    if config["checkpoint_freq"] > 0:
-        every, buffer = config["checkpoint_freq"], config.get("save_replay_buffer", False)
+def _callbacks(config: AgentRunConfig, run_dir: Path, eval_env: VecEnv | None) -> list:
+    callbacks = [NonFiniteGuard(), EpisodeLogger(), ProgressFile(run_dir, config.n_timesteps)]
+    if config.checkpoint_freq > 0:
+        every, buffer = config.checkpoint_freq, config.save_replay_buffer
         callbacks.append(Checkpointer(run_dir, every, buffer))
     if eval_env is not None:
-        # Runs saved before the key existed evaluated greedily; they resume sampling, as RL Zoo.
-        deterministic = config.get("deterministic_eval", False)
-        every, episodes = config["eval_freq"], config["eval_episodes"]
-        callbacks.append(Evaluator(run_dir, eval_env, every, episodes, deterministic))
+        every, episodes = config.eval_freq, config.eval_episodes
+        callbacks.append(Evaluator(run_dir, eval_env, every, episodes, config.deterministic_eval))
     return callbacks
 
 
 def _learn(
     model: BaseAlgorithm,
-    config: dict[str, Any],
+    config: AgentRunConfig,
     run_dir: Path,
-    eval_env,
+    eval_env: VecEnv | None,
     progress: bool,
     resuming: bool,
 ) -> TrainResult:
@@ -277,8 +282,9 @@ def _learn(
     formats = ["tensorboard"] if progress else ["tensorboard", "stdout"]
     model.set_logger(configure(str(run_dir), formats))
     first_step = model.num_timesteps if resuming else 0
-    remaining = config["hyperparams"]["n_timesteps"] - first_step
-    start, status, message = time.time(), "finished", ""
+    remaining = config.n_timesteps - first_step
+    status: TrainStatus = "finished"
+    start, message = time.time(), ""
     try:
         if remaining > 0:
             model.learn(
@@ -297,7 +303,9 @@ def _learn(
         status = "diverged"
         message = f"training diverged: {err}; model.zip not written, {kept} kept intact"
     finally:
-        model.get_env().close()
+        env = model.get_env()
+        if env is not None:  # always: the model was built or loaded with its env
+            env.close()
         if eval_env is not None:
             eval_env.close()
     seconds = time.time() - start
@@ -322,9 +330,9 @@ def _write_train_result(result: TrainResult, device: dict[str, Any] | None = Non
     )
 
 
-def _save_final(model: BaseAlgorithm, config: dict[str, Any], run_dir: Path) -> None:
+def _save_final(model: BaseAlgorithm, config: AgentRunConfig, run_dir: Path) -> None:
     save_model_atomic(model, run_dir / "model.zip")
-    if config.get("save_replay_buffer", False):
+    if config.save_replay_buffer and isinstance(model, OffPolicyAlgorithm):
         save_replay_buffer_atomic(model, run_dir)
 
 
@@ -346,8 +354,10 @@ def restore_replay_buffer(
         except Exception as err:  # a truncated or foreign pickle: resume, as with no buffer
             why = f"warning: unreadable replay buffer {path} ({type(err).__name__})"
         else:
-            model.replay_buffer.device = model.device  # it may have been saved from another
-            n = model.replay_buffer.size()
+            # It may have been saved from another device. load_replay_buffer has just set it;
+            # SB3 types it optional (None before a model is set up).
+            model.replay_buffer.device = model.device  # type: ignore[union-attr]
+            n = model.replay_buffer.size()  # type: ignore[union-attr]
             return f"resumed with the saved replay buffer: {n} transitions ({path.name})"
     model.learning_starts = steps + learning_starts
     return (
@@ -356,22 +366,22 @@ def restore_replay_buffer(
     )
 
 
-def _build_model(config: dict[str, Any], env, device: str) -> BaseAlgorithm:
+def _build_model(config: AgentRunConfig, env: VecEnv, device: str) -> BaseAlgorithm:
     """SB3's algorithm with the config's hyperparameters and extractor."""
-    algo_kwargs, policy_extra = sb3_kwargs(config["hyperparams"], config["algo"])
-    policy_kwargs = policy_kwargs_for(config["extractor"], config["with_r"], **policy_extra)
+    algo_kwargs, policy_extra = sb3_kwargs(config.hyperparams, config.algo)
+    policy_kwargs = policy_kwargs_for(config.extractor, config.with_r, **policy_extra)
     try:
-        return ALGOS[config["algo"]](
+        return ALGOS[config.algo](
             "CnnPolicy",
             env,
             policy_kwargs=policy_kwargs,
-            seed=config["seed"],
+            seed=config.seed,
             device=device,
             verbose=0,
             **algo_kwargs,
         )
     except (AssertionError, ValueError) as err:  # a combination SB3 itself refuses
-        raise UsageError(f"SB3 {config['algo'].upper()} refused the config: {err}") from None
+        raise UsageError(f"SB3 {config.algo.upper()} refused the config: {err}") from None
 
 
 def _set_precision(model: BaseAlgorithm, precision: str) -> None:
@@ -388,15 +398,15 @@ def train_atari(
     """Start a new run in logdir/<Game>/<run name>/ and train it. `started(run_dir)` is called
     once the folder holds its metadata, before training (the study engine records there which
     Ray node trains it)."""
-    config = resolve_config(s)
+    config = resolve_run_config(s)
     device = select_device(s.device, s.tf32)
-    config["device"] = str(device)  # the device it resolved to, not `auto`
+    config = replace(config, device=str(device))  # the device it resolved to, not `auto`
     name = s.run_name or default_run_name(s.algo, s.extractor, s.with_r, s.seed, s.precision)
-    game_dir = Path(s.logdir) / config["env"]
+    game_dir = Path(s.logdir) / config.env
     game_dir_existed = game_dir.exists()
-    run_dir = create_run_dir(s.logdir, config["env"], name)
+    run_dir = create_run_dir(s.logdir, config.env, name)
     try:
-        write_run_metadata(run_dir, config, argv, device)
+        write_run_metadata(run_dir, config.to_dict(), argv, device)
         if started is not None:
             started(run_dir)
         env, eval_env = _envs(config, run_dir, s.seed)
@@ -460,12 +470,12 @@ def resume_atari(
     left as it is; if it was stopped before recording its train_result.json, that is written.
     """
     run_dir = Path(run_dir)
-    config = read_run_config(run_dir)
+    config = read_agent_run_config(run_dir)
     if timesteps is not None:
         check_at_least("--timesteps", timesteps)
-        config["hyperparams"]["n_timesteps"] = timesteps
-    total = int(config["hyperparams"]["n_timesteps"])
-    torch_device = select_device(device, config["tf32"])
+        config = replace(config, hyperparams={**config.hyperparams, "n_timesteps": timesteps})
+    total = config.n_timesteps
+    torch_device = select_device(device, config.tf32)
     path, steps = newest_model(run_dir)
     if steps >= total:
         message = f"nothing to do: {run_dir} is at {steps} steps, its total is {total}"
@@ -475,12 +485,12 @@ def resume_atari(
         result = TrainResult(run_dir, "finished", steps, 0.0, message)
         _write_train_result(result)
         return result
-    config["device"] = str(torch_device)
-    write_run_metadata(run_dir, config, argv, torch_device)
-    seed = resume_seed(config["seed"], steps)
+    config = replace(config, device=str(torch_device))
+    write_run_metadata(run_dir, config.to_dict(), argv, torch_device)
+    seed = resume_seed(config.seed, steps)
     env, eval_env = _envs(config, run_dir, seed)
     try:
-        model = load_agent(config["algo"], path, env=env, device=str(torch_device))
+        model = load_agent(config.algo, path, env=env, device=str(torch_device))
     except UsageError:
         for venv in (env, eval_env):
             if venv is not None:
@@ -488,10 +498,10 @@ def resume_atari(
         raise
     # SB3's load re-seeds everything with the run's own seed; a resume needs fresh streams.
     model.set_random_seed(seed)
-    if is_off_policy(config["algo"]):
+    if isinstance(model, OffPolicyAlgorithm):  # is_off_policy(config.algo), typed as such
         default = inspect.signature(type(model).__init__).parameters["learning_starts"].default
-        learning_starts = int(config["hyperparams"].get("learning_starts", default))
+        learning_starts = int(config.hyperparams.get("learning_starts", default))
         print(restore_replay_buffer(model, run_dir, steps, learning_starts), file=sys.stderr)
-    _set_precision(model, config["precision"])
+    _set_precision(model, config.precision)
     continue_schedules(model, total)
     return _learn(model, config, run_dir, eval_env, progress, resuming=True)

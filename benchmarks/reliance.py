@@ -12,7 +12,7 @@ from agents.callbacks import SHARE_FRAME_STRIDE, SHARE_MAX_FRAMES
 from agents.checkpoints import list_checkpoints, load_agent
 from agents.config import ALGOS
 from agents.evaluate import EvaluateSettings
-from agents.run_dir import read_run_config
+from agents.run_config import read_agent_run_config
 from analysis.reliance import measure_reliance
 from analysis.stats import t_interval
 
@@ -23,7 +23,7 @@ def coordconv_runs(logdir: Path) -> list[Path]:
     """Run folders under `logdir` whose agent has CoordConv layers, in path order."""
     from analysis.runs import find_run_dirs
 
-    return [d for d in find_run_dirs(logdir) if read_run_config(d)["extractor"] != "conv"]
+    return [d for d in find_run_dirs(logdir) if read_agent_run_config(d).extractor != "conv"]
 
 
 def reliance_rows(runs: list[Path], episodes: int, checkpoint: str) -> list[dict[str, Any]]:
@@ -68,18 +68,15 @@ def _eval_frames(run_dir: Path) -> np.ndarray:
 
     from envs.atari import make_atari_vec_env
 
-    config = read_run_config(run_dir)
-    env = make_atari_vec_env(
-        config["env"], 1, 0, training=False,
-        frame_stack=int(config["hyperparams"].get("frame_stack", 4)),
-    )  # fmt: skip
+    config = read_agent_run_config(run_dir)
+    env = make_atari_vec_env(config.env, 1, 0, training=False, frame_stack=config.frame_stack)
     frames: list[np.ndarray] = []
 
     def keep(local: dict, _: dict) -> None:
         if local["current_lengths"][0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
             frames.append(local["observations"][0])
 
-    final = load_agent(config["algo"], run_dir / "model.zip", device="cpu")
+    final = load_agent(config.algo, run_dir / "model.zip", device="cpu")
     torch.manual_seed(0)
     try:
         evaluate_policy(final, env, 1, return_episode_rewards=True, callback=keep)
@@ -92,7 +89,7 @@ def _checkpoint_shares(run_dir: Path) -> list[dict[str, Any]]:
     from coordconv import coordinate_share
 
     frames = _eval_frames(run_dir)
-    algo = ALGOS[read_run_config(run_dir)["algo"]]
+    algo = ALGOS[read_agent_run_config(run_dir).algo]
     points = []
     for steps, path in sorted(list_checkpoints(run_dir).items()):
         model = algo.load(path, device="cpu")
@@ -112,8 +109,8 @@ def share_cost(run_dir: Path, rounds: int = 7) -> dict[str, Any]:
     from coordconv import coordinate_share
 
     frames = _eval_frames(run_dir)
-    config = read_run_config(run_dir)
-    model = load_agent(config["algo"], run_dir / "model.zip", device="cpu")
+    config = read_agent_run_config(run_dir)
+    model = load_agent(config.algo, run_dir / "model.zip", device="cpu")
     model.policy.set_training_mode(False)
     obs, _ = model.policy.obs_to_tensor(frames)
     times = []
@@ -122,7 +119,7 @@ def share_cost(run_dir: Path, rounds: int = 7) -> dict[str, Any]:
         coordinate_share(model.policy, obs)
         times.append(time.perf_counter() - start)
     rate = json.loads((run_dir / "progress.json").read_text())["steps_per_s"]
-    every = config["eval_freq"]
+    every = config.eval_freq
     between = every / rate if every and rate else None
     seconds = float(np.median(times))
     return {

@@ -126,7 +126,8 @@ class AddCoords(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_input_rank(x, self.rank, "AddCoords")
         low, high = self.coord_range
-        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)
+        # A torch.Size is a tuple of ints: TorchScript reads it as the List[int] annotated.
+        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)  # type: ignore[arg-type]
         # -1 keeps each coordinate size as it is: written out, it would freeze in a traced graph.
         batch = [x.shape[0]] + [-1] * (self.rank + 1)
         return torch.cat([x, coords.unsqueeze(0).expand(batch)], dim=1)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
+from torch.nn.modules.conv import _ConvNd  # the six torch convolutions' base (no public name)
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.utils import parametrize
 
@@ -14,6 +15,7 @@ from coordconv.layers import (
     CoordConv1d,
     CoordConv2d,
     CoordConv3d,
+    CoordConvLayer,
     CoordConvTranspose1d,
     CoordConvTranspose2d,
     CoordConvTranspose3d,
@@ -24,7 +26,7 @@ LayerSelector = Literal["first", "all"] | Callable[[str, nn.Module], bool]
 # The one table of what can be converted: a plain torch convolution -> its CoordConv layer.
 # Each CoordConv layer subclasses its key, so it computes the key's function on the data
 # channels and adds a coordinate term that is zero while the coordinate weights are.
-COORDCONV_FOR: dict[type[nn.Module], type[nn.Module]] = {
+COORDCONV_FOR: dict[type[nn.Module], type[CoordConvLayer]] = {
     nn.Conv1d: CoordConv1d,
     nn.Conv2d: CoordConv2d,
     nn.Conv3d: CoordConv3d,
@@ -97,9 +99,9 @@ def _memory_format(weight: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def _to_coordconv(conv: nn.Module, with_r: bool) -> nn.Module:
+def _to_coordconv(conv: _ConvNd, with_r: bool) -> CoordConvLayer:
     """The CoordConv layer that computes what `conv` computes, its coordinate weights zero."""
-    options = {
+    options: dict[str, Any] = {
         "stride": conv.stride,
         "padding": conv.padding,  # a string ('same', 'valid') passes through as it is
         "dilation": conv.dilation,
@@ -111,9 +113,9 @@ def _to_coordconv(conv: nn.Module, with_r: bool) -> nn.Module:
     }
     if conv.transposed:
         options["output_padding"] = conv.output_padding
-    new = COORDCONV_FOR[type(conv)](
-        conv.in_channels, conv.out_channels, conv.kernel_size, **options
-    )
+    # torch types kernel_size as a tuple of any length; it has the rank of conv's own type.
+    kernel_size = conv.kernel_size
+    new = COORDCONV_FOR[type(conv)](conv.in_channels, conv.out_channels, kernel_size, **options)  # type: ignore[arg-type]
     # A transposed weight is (in, out, *k), a plain one (out, in, *k): the input channels,
     # and so the coordinate rows after them, sit on a different axis.
     in_axis = 0 if conv.transposed else 1
@@ -121,7 +123,7 @@ def _to_coordconv(conv: nn.Module, with_r: bool) -> nn.Module:
     with torch.no_grad():
         weight.narrow(in_axis, 0, conv.in_channels).copy_(conv.weight)
     new.weight = nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
-    if conv.bias is not None:
+    if conv.bias is not None and new.bias is not None:  # both or neither: `bias` above
         with torch.no_grad():
             new.bias.copy_(conv.bias)
         new.bias.requires_grad_(conv.bias.requires_grad)
@@ -207,9 +209,10 @@ def coordconvify(
     # Every conv of `types` once, with every name it is registered at: a shared module is
     # decided once and replaced everywhere, or its sharing would break.
     names: dict[int, list[str]] = {}
-    convs: dict[int, nn.Module] = {}
+    convs: dict[int, _ConvNd] = {}
     for name, m in model.named_modules(remove_duplicate=False):
-        if isinstance(m, types):
+        # _ConvNd first, for the type checker: every type `types` holds (_check_types) is one.
+        if isinstance(m, _ConvNd) and isinstance(m, types):
             names.setdefault(id(m), []).append(name)
             convs[id(m)] = m
     if not convs:

@@ -186,7 +186,7 @@ class _CoordinateLayer:
     def _fixed_term(self, x: Tensor, coord_weight: Tensor, extra: list[int]) -> Tensor:
         """The part of the output that depends on the weights and x's spatial shape only:
         `_compute_term(x, coord_weight, extra)`, from the cache in eval mode under no_grad."""
-        if torch.jit.is_scripting() or self.training or torch.is_grad_enabled():
+        if torch.jit.is_scripting() or self.training or torch.is_grad_enabled():  # type: ignore[attr-defined]
             return self._compute_term(x, coord_weight, extra)  # type: ignore[attr-defined]
         return self._cached_term(x, coord_weight, extra)
 
@@ -249,7 +249,8 @@ class _CoordinateLayer:
 
     def _make_coordinates(self, x: Tensor) -> Tensor:
         low, high = self.coord_range
-        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)
+        # A torch.Size is a tuple of ints: TorchScript reads it as the List[int] annotated.
+        coords = coordinate_grid(x.shape[2:], self.with_r, low, high, x.device, x.dtype)  # type: ignore[arg-type]
         return coords.unsqueeze(0)
 
     @torch.jit.unused
@@ -294,9 +295,9 @@ class _CoordinateLayer:
         padding = self._output_padding(  # type: ignore[attr-defined]
             x,
             None,
-            self.stride,
-            self.padding,
-            self.kernel_size,
+            self.stride,  # type: ignore[attr-defined]
+            self.padding,  # type: ignore[attr-defined]
+            self.kernel_size,  # type: ignore[attr-defined]
             self._rank,
             self.dilation,  # type: ignore[attr-defined]
         )
@@ -358,7 +359,13 @@ class _CoordConvTransposeNd(_CoordinateLayer):
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         self._check_input(x)
         output_padding = self._output_padding(  # type: ignore[attr-defined]
-            x, output_size, self.stride, self.padding, self.kernel_size, self._rank, self.dilation
+            x,
+            output_size,
+            self.stride,  # type: ignore[attr-defined]
+            self.padding,  # type: ignore[attr-defined]
+            self.kernel_size,  # type: ignore[attr-defined]
+            self._rank,
+            self.dilation,  # type: ignore[attr-defined]
         )
         parts = self.weight.split([self.in_channels, self.coord_channels], 0)  # type: ignore[attr-defined]
         term = self._fixed_term(x, parts[1], output_padding)
@@ -638,3 +645,14 @@ class CoordConvTranspose3d(_CoordConvTransposeNd, nn.ConvTranspose3d):
             dilation, padding_mode, device, dtype,
         )  # fmt: skip
         self._set_coordinates(name, 3, in_channels, with_r, coord_range)
+
+
+# Any of the six layers, as a type: what they share (_CoordinateLayer) is no nn.Module.
+CoordConvLayer = (
+    CoordConv1d
+    | CoordConv2d
+    | CoordConv3d
+    | CoordConvTranspose1d
+    | CoordConvTranspose2d
+    | CoordConvTranspose3d
+)

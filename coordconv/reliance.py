@@ -22,15 +22,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from coordconv.layers import _CoordinateLayer
+from coordconv.layers import CoordConvLayer
 
 COORDINATE_MODES = ("as-trained", "zero", "flip")
 
 
-def coordinate_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def coordinate_layers(model: nn.Module) -> list[tuple[str, CoordConvLayer]]:
     """(qualified name, layer) of each CoordConv layer in `model` (itself included), in
     `named_modules` order, each layer once."""
-    return [(name, m) for name, m in model.named_modules() if isinstance(m, _CoordinateLayer)]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, CoordConvLayer)]
 
 
 def check_mode(mode: str) -> str:
@@ -43,7 +43,7 @@ def check_mode(mode: str) -> str:
 
 
 @contextmanager
-def coordinates(model: nn.Module, mode: str) -> Iterator[list[tuple[str, nn.Module]]]:
+def coordinates(model: nn.Module, mode: str) -> Iterator[list[tuple[str, CoordConvLayer]]]:
     """Within the block, every CoordConv layer of `model` sees its coordinates as `mode` says
     ("zero", "flip" or "as-trained"); on exit each layer's mode is what it was (blocks nest).
 
@@ -89,14 +89,14 @@ def coordinate_share(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[str,
         raise ValueError(f"{type(model).__name__} has no CoordConv layer")
     found: dict[str, dict[str, float]] = {}
 
-    def hook_for(name: str):
-        def hook(layer: nn.Module, args: tuple) -> None:
+    def hook_for(name: str, layer: CoordConvLayer):
+        def hook(_: nn.Module, args: tuple) -> None:  # called with `layer` itself
             if name not in found:
                 found[name] = _layer_share(layer, args[0])
 
         return hook
 
-    handles = [layer.register_forward_pre_hook(hook_for(name)) for name, layer in layers]
+    handles = [layer.register_forward_pre_hook(hook_for(name, layer)) for name, layer in layers]
     devices = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=devices):
@@ -107,7 +107,7 @@ def coordinate_share(model: nn.Module, *inputs: Any, **kwargs: Any) -> dict[str,
     return {name: found[name] for name, _ in layers if name in found}
 
 
-def _layer_share(layer: nn.Module, x: Tensor) -> dict[str, float]:
+def _layer_share(layer: CoordConvLayer, x: Tensor) -> dict[str, float]:
     if layer.weight.dtype != torch.float32:
         # A half-precision layer: measure a float32 copy (its own caches stay untouched).
         layer = copy.deepcopy(layer).float()
