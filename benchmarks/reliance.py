@@ -3,10 +3,14 @@ its coordinates ablated, and each agent's coordinate share over training."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from stable_baselines3.common.evaluation import evaluate_policy
 
 from agents.callbacks import SHARE_FRAME_STRIDE, SHARE_MAX_FRAMES
 from agents.checkpoints import list_checkpoints, load_agent
@@ -14,14 +18,17 @@ from agents.config import ALGOS
 from agents.evaluate import EvaluateSettings
 from agents.run_config import read_agent_run_config
 from analysis.reliance import measure_reliance
+from analysis.runs import find_run_dirs
 from analysis.stats import t_interval
+from common.files import atomic_path
+from coordconv import coordinate_share
+from envs.atari import make_atari_vec_env
 
 FIRST_LAYER = "features_extractor.cnn.0"
 
 
 def coordconv_runs(logdir: Path) -> list[Path]:
     """Run folders under `logdir` whose agent has CoordConv layers, in path order."""
-    from analysis.runs import find_run_dirs
 
     return [d for d in find_run_dirs(logdir) if read_agent_run_config(d).extractor != "conv"]
 
@@ -43,7 +50,6 @@ def share_curve(run_dir: Path) -> tuple[list[dict[str, Any]], str]:
     evaluations.json (logged at each evaluation) where it has them, else measured now on each
     checkpoint, on frames of one evaluation game played by the final agent. Returns the points
     (steps, share, weight_ratio) and where they came from."""
-    import json
 
     path = run_dir / "evaluations.json"
     history = json.loads(path.read_text()) if path.exists() else []
@@ -63,10 +69,6 @@ def _first(layers: dict[str, dict[str, float]]) -> dict[str, float]:
 def _eval_frames(run_dir: Path) -> np.ndarray:
     """Frames of one evaluation game (env seed 0) played by the run's final agent, taken as the
     Evaluator takes them during training."""
-    import torch
-    from stable_baselines3.common.evaluation import evaluate_policy
-
-    from envs.atari import make_atari_vec_env
 
     config = read_agent_run_config(run_dir)
     env = make_atari_vec_env(config.env, 1, 0, training=False, frame_stack=config.frame_stack)
@@ -86,7 +88,6 @@ def _eval_frames(run_dir: Path) -> np.ndarray:
 
 
 def _checkpoint_shares(run_dir: Path) -> list[dict[str, Any]]:
-    from coordconv import coordinate_share
 
     frames = _eval_frames(run_dir)
     algo = ALGOS[read_agent_run_config(run_dir).algo]
@@ -103,10 +104,6 @@ def share_cost(run_dir: Path, rounds: int = 7) -> dict[str, Any]:
     """What the share measure adds to a training run: its median time on one evaluation's frames
     (as many as the Evaluator keeps) against the training time between two evaluations (the
     run's eval_freq at its recorded steps/s)."""
-    import json
-    import time
-
-    from coordconv import coordinate_share
 
     frames = _eval_frames(run_dir)
     config = read_agent_run_config(run_dir)
@@ -196,8 +193,6 @@ def plot_shares(curves: dict[str, tuple[list[dict[str, Any]], str]], path: Path)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from common.files import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for run, (points, _) in curves.items():

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 from common.errors import ArgumentParser, run_cli
 from common.reproduce import (
@@ -71,7 +74,6 @@ def main() -> int:
     p.add_argument("--runs", help="keep each run's folder (TensorBoard events, results.json) "
                    "as RUNS/<dataset>_<variant>_s<seed>")  # fmt: skip
     args = p.parse_args()
-    from dataclasses import replace
 
     from common.errors import UsageError, check_choice
     from supervised.classification.data import DATASETS, load_split
@@ -90,9 +92,6 @@ def main() -> int:
     check_settings(base)
     for d in datasets:  # unreadable digits or too many images: before any run or folder
         load_split(d, base.train_images, base.test_images, base.mnist_dir)
-
-    import time
-    from pathlib import Path
 
     from common.devices import select_device
     from common.results import write_benchmark

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from dataclasses import replace
+from pathlib import Path
 
 from common.errors import ArgumentParser, run_cli
 from common.reproduce import (
@@ -83,7 +86,6 @@ def main() -> int:
     p.add_argument("--visualize", type=int, help="draw N validation canvases per run, as "
                    "<out stem>_<model>_s<seed>.png beside --out")  # fmt: skip
     args = p.parse_args()
-    from dataclasses import replace
 
     from common.errors import check_choice
     from supervised.detection.report import BUDGETS, SEEDS, markdown_table, run_pair
@@ -95,9 +97,6 @@ def main() -> int:
     check_reproduce_args(args, BUDGETS[stage])
     overrides = given_overrides(args, (*OVERRIDES, "visualize"))
     check_settings(replace(BUDGETS[stage][args.budget], **overrides))
-
-    import time
-    from pathlib import Path
 
     from common.devices import select_device
     from common.results import write_benchmark

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from pathlib import Path
 
 from common.errors import ArgumentParser, run_cli
 from common.reproduce import (
@@ -77,14 +79,11 @@ def main() -> int:
     overrides = given_overrides(args, OVERRIDES)
     s = budget_settings(args.budget, **overrides)
 
-    import time
-
     from common.devices import select_device
     from common.results import write_benchmark
 
     device = select_device(args.device, args.tf32)
     start = time.perf_counter()
-    from pathlib import Path
 
     pictures = Path(args.out).with_suffix("") if args.pictures else None
     bar = progress_bar(args, "gan")

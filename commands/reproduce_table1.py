@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 from common.errors import ArgumentParser, UsageError, run_cli
 from common.reproduce import add_reproduce_args, check_reproduce_args, progress_bar
@@ -46,8 +47,6 @@ def main() -> int:
         raise UsageError(f"unknown --tasks {args.tasks!r}; valid: {', '.join(TASKS)}")
     if args.max_epochs is not None and args.max_epochs < 1:
         raise UsageError(f"--max-epochs must be >= 1, got {args.max_epochs}")
-
-    import time
 
     from common.devices import select_device
     from common.results import write_benchmark
