@@ -311,6 +311,11 @@ def half_done(tmp_path_factory):
     stopped (interrupted an hour ago), s1 finished at 120 but planned for 240 and silent for an
     hour (its budget grew: stopped), s2 to do. Breakout: conv s0 running, with no progress.json
     yet (its files are new), s1 to do."""
+    # Judged from when the fixture is built, not from when the module was imported: the CLI
+    # test reads the clock, and a suite that reaches this module more than RUNNING_WINDOW_S
+    # after collection would otherwise see the running run as stopped.
+    global NOW
+    NOW = time.time()
     root = tmp_path_factory.mktemp("half")
     ms, br = root / "MsPacman", root / "Breakout"
     _run(root, "MsPacman", "conv", 0, 100.0)

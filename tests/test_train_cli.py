@@ -432,6 +432,7 @@ def test_evaluate_coords_rejects_a_conv_agent_and_unknown_modes(two_runs, capsys
     assert not (conv / "reliance.json").exists()
 
 
+@pytest.mark.slow  # a benchmark harness: beside the other bench tests, in CI's slow run
 def test_bench_reliance_writes_the_page_from_a_study_folder(two_runs, capsys, tmp_path):
     out = tmp_path / "coord_reliance.md"
     out.write_text("# old\n\n## Reading\n\nkept by hand.\n")
@@ -452,6 +453,7 @@ def test_bench_reliance_writes_the_page_from_a_study_folder(two_runs, capsys, tm
     assert r.code == 2 and "no CoordConv runs under" in error_lines(r.err)[0]
 
 
+@pytest.mark.slow  # a benchmark harness: beside the other bench tests, in CI's slow run
 def test_share_curve_from_checkpoints_has_the_weights_the_evaluations_logged(two_runs, tmp_path):
     import shutil
 
