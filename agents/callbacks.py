@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,21 @@ SHARE_MAX_FRAMES = 256
 
 class NonFiniteError(RuntimeError):
     """Training produced a NaN or infinite loss or weight."""
+
+
+def frame_keeper(frames: list[np.ndarray]) -> Callable[[dict, dict], None]:
+    """An `evaluate_policy` callback that appends to `frames` every SHARE_FRAME_STRIDE-th frame
+    the policy acted on, at most SHARE_MAX_FRAMES: the frames the coordinate share is measured
+    on."""
+    calls = [0]
+
+    def keep(local: dict, _: dict) -> None:
+        # SB3 calls this once per sub-env per step, with the frame the action was chosen on.
+        calls[0] += 1
+        if calls[0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
+            frames.append(local["observations"][local["i"]])
+
+    return keep
 
 
 class _EveryNSteps(BaseCallback):
@@ -162,21 +178,13 @@ class Evaluator(_EveryNSteps):
 
     def _fire(self) -> None:
         frames: list[np.ndarray] = []
-        calls = [0]
-
-        def keep_frames(local: dict, _: dict) -> None:
-            # SB3 calls this once per sub-env per step, with the frame the action was chosen on.
-            calls[0] += 1
-            if calls[0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
-                frames.append(local["observations"][local["i"]])
-
         rewards, lengths = evaluate_policy(
             self.model,
             self.eval_env,
             self.episodes,
             deterministic=self.deterministic,
             return_episode_rewards=True,
-            callback=keep_frames if coordinate_layers(self.model.policy) else None,
+            callback=frame_keeper(frames) if coordinate_layers(self.model.policy) else None,
         )
         mean = float(np.mean(rewards))
         self.logger.record("eval/mean_reward", mean)

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.evaluation import evaluate_policy
 
-from agents.callbacks import SHARE_FRAME_STRIDE, SHARE_MAX_FRAMES
+from agents.callbacks import frame_keeper
 from agents.checkpoints import list_checkpoints, load_agent
 from agents.config import ALGOS
 from agents.evaluate import EvaluateSettings
@@ -73,15 +73,10 @@ def _eval_frames(run_dir: Path) -> np.ndarray:
     config = read_agent_run_config(run_dir)
     env = make_atari_vec_env(config.env, 1, 0, training=False, frame_stack=config.frame_stack)
     frames: list[np.ndarray] = []
-
-    def keep(local: dict, _: dict) -> None:
-        if local["current_lengths"][0] % SHARE_FRAME_STRIDE == 0 and len(frames) < SHARE_MAX_FRAMES:
-            frames.append(local["observations"][0])
-
     final = load_agent(config.algo, run_dir / "model.zip", device="cpu")
     torch.manual_seed(0)
     try:
-        evaluate_policy(final, env, 1, return_episode_rewards=True, callback=keep)
+        evaluate_policy(final, env, 1, return_episode_rewards=True, callback=frame_keeper(frames))
     finally:
         env.close()
     return np.stack(frames)
